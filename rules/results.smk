@@ -1,0 +1,30 @@
+# One table of every (model, eval set) score, and the plots people read.
+
+
+rule collect_scores:
+    input:
+        lambda wc: score_files(),
+    output:
+        f"{R}/scores.csv",
+    params:
+        # names, not paths: the path list of a large run would overflow one command-line argument
+        args=lambda wc, output: args(scores_dir=SCORES, eval_sets=list(eval_sets()),
+                                     batches=list(batches()), out=output[0]),
+    log:
+        "logs/collect_scores.log",
+    shell:
+        "python workflow_scripts/collect_scores.py {params.args:q} > {log} 2>&1"
+
+
+rule plot_scores:
+    input:
+        f"{R}/scores.csv",
+    output:
+        heatmap=f"{R}/plots/heatmap.png",
+        ranking=f"{R}/plots/ranking.png",
+    params:
+        args=args(scores=f"{R}/scores.csv", heatmap=f"{R}/plots/heatmap.png", ranking=f"{R}/plots/ranking.png"),
+    log:
+        "logs/plot_scores.log",
+    shell:
+        "python workflow_scripts/plot_scores.py {params.args:q} > {log} 2>&1"

@@ -1,0 +1,1 @@
+"""shardmix: score data mixtures by merging per-shard continued-pretraining models."""

@@ -1,0 +1,117 @@
+"""Validate a shardmix config against schemas/config.schema.yaml and fill its defaults."""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from shardmix.naming import safe_name
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """A config that would make the workflow fail or silently do the wrong thing."""
+
+
+def load_schema() -> dict:
+    with open(SCHEMA_PATH) as f:
+        return yaml.safe_load(f)
+
+
+def _resolve(node: dict, schema: dict) -> dict:
+    ref = node.get("$ref")
+    if ref:
+        target = schema
+        for part in ref.lstrip("#/").split("/"):
+            target = target[part]
+        merged = {k: v for k, v in node.items() if k != "$ref"}
+        return {**target, **merged}
+    return node
+
+
+def _fill_defaults(instance, node: dict, schema: dict):
+    node = _resolve(node, schema)
+    if isinstance(instance, dict):
+        for key, sub in node.get("properties", {}).items():
+            if not isinstance(sub, dict):
+                continue
+            sub = _resolve(sub, schema)
+            if key not in instance and "default" in sub:
+                instance[key] = copy.deepcopy(sub["default"])
+            if key in instance:
+                _fill_defaults(instance[key], sub, schema)
+    elif isinstance(instance, list) and isinstance(node.get("items"), dict):
+        for item in instance:
+            _fill_defaults(item, node["items"], schema)
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    parts = [str(p) if not isinstance(p, int) else f"[{p}]" for p in error.absolute_path]
+    return ".".join(parts).replace(".[", "[") or "(top level)"
+
+
+def _describe(error: jsonschema.ValidationError, schema: dict, source: str) -> str:
+    where = _key_path(error)
+    if error.validator == "additionalProperties":
+        allowed = sorted(_resolve(error.schema, schema).get("properties", {}))
+        unknown = [k for k in error.instance if k not in allowed]
+        hints = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            prefix = "" if where == "(top level)" else f"{where}."
+            hints.append(f"'{prefix}{key}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+        return (f"{source}: unknown key {', '.join(hints)}; "
+                f"allowed keys here: {', '.join(allowed)}")
+    return f"{source}: key '{where}': {error.message}"
+
+
+def validate(config: dict, source: str = "config.yaml") -> dict:
+    """Return a validated copy of `config` with every default filled in.
+
+    Raises ConfigError naming the config file and the offending key.
+    """
+    schema = load_schema()
+    cfg = copy.deepcopy(dict(config))
+    _fill_defaults(cfg, schema, schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(cfg), key=lambda e: list(e.absolute_path))
+    if errors:
+        raise ConfigError("\n".join(_describe(e, schema, source) for e in errors[:5]))
+    _check_consistency(cfg, source)
+    return cfg
+
+
+def _check_consistency(cfg: dict, source: str) -> None:
+    names = [e["name"] for e in cfg["eval_sets"]]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigError(f"{source}: key 'eval_sets': name {dupes[0]!r} is used twice")
+    for i, name in enumerate(names):
+        if safe_name(name) != name:
+            raise ConfigError(f"{source}: key 'eval_sets[{i}].name': {name!r} is not a safe file name "
+                              f"(use letters, digits, '.', '_' or '-', e.g. {safe_name(name)!r})")
+    for section in ("tokenizer", "model"):
+        if cfg[section]["source"] == "pretrained" and not cfg[section]["path"]:
+            if section == "tokenizer" and cfg["model"]["source"] == "pretrained":
+                continue  # the model's own directory holds its tokenizer
+            raise ConfigError(f"{source}: key '{section}.path' is required when {section}.source is 'pretrained'")
+    if cfg["model"]["source"] == "pretrained" and cfg["tokenizer"]["source"] == "train":
+        raise ConfigError(f"{source}: key 'tokenizer.source': a pretrained model needs its own tokenizer; "
+                          "set tokenizer.source to 'pretrained' (tokenizer.path defaults to model.path)")
+    if cfg["model"]["hidden_size"] % cfg["model"]["heads"]:
+        raise ConfigError(f"{source}: key 'model.heads': hidden_size {cfg['model']['hidden_size']} "
+                          f"is not divisible by {cfg['model']['heads']} heads")
+    if cfg["shard_training"]["tokens"] is None:
+        raise ConfigError(f"{source}: key 'shard_training.tokens' must be set: every shard gets the same budget")
+
+
+def tokenizer_dir(cfg: dict, results: str) -> str:
+    tok = cfg["tokenizer"]
+    if tok["source"] == "train":
+        return f"{results}/tokenizer"
+    return tok["path"] or cfg["model"]["path"]

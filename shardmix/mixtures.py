@@ -1,0 +1,56 @@
+"""Which mixtures to score, and how they are batched into evaluation jobs.
+
+A batch holds the mixtures whose most recently added member is the same shard. Adding
+a shard therefore creates new batches and leaves every existing batch as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from itertools import combinations
+
+from shardmix.naming import mixture_name
+
+
+class MixtureError(ValueError):
+    """A mixture list that names shards the run does not have."""
+
+
+def _uniform(seed: int, name: str) -> float:
+    digest = hashlib.blake2b(f"{seed}:{name}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def candidate_mixtures(shards: list[str], spec: dict) -> list[tuple[str, ...]]:
+    """Canonical mixtures of two or more shards chosen by the `mixtures` config."""
+    chosen: set[tuple[str, ...]] = set()
+    for size in range(2, min(spec["max_size"], len(shards)) + 1):
+        chosen.update(tuple(sorted(c)) for c in combinations(shards, size))
+    sample = spec.get("random")
+    if sample:
+        # each subset is kept by its own seeded draw, so a new shard never changes old picks
+        for size in sample["sizes"]:
+            for combo in combinations(sorted(shards), size):
+                if _uniform(sample["seed"], mixture_name(combo)) < sample["fraction"]:
+                    chosen.add(combo)
+    known = set(shards)
+    for i, members in enumerate(spec.get("explicit", [])):
+        missing = [m for m in members if m not in known]
+        if missing:
+            raise MixtureError(f"mixtures.explicit[{i}] names shard {missing[0]!r}, which is not in this run "
+                               f"(shards: {', '.join(shards)})")
+        chosen.add(tuple(sorted(members)))
+    return sorted(chosen, key=lambda m: (len(m), m))
+
+
+def batches(shards: list[str], mixtures: list[tuple[str, ...]], batch_size: int) -> dict[str, list[tuple]]:
+    """Batch id -> list of shard tuples (a single shard is its own model); `shards` is in order added."""
+    position = {s: i for i, s in enumerate(shards)}
+    by_newest: dict[str, list[tuple]] = {s: [(s,)] for s in shards}
+    for mix in mixtures:
+        by_newest[max(mix, key=position.__getitem__)].append(mix)
+    out = {}
+    for newest, members in by_newest.items():
+        for i in range(0, len(members), batch_size):
+            out[f"{newest}.{i // batch_size:03d}"] = members[i:i + batch_size]
+    return out

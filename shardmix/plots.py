@@ -1,0 +1,76 @@
+"""Figures people read: the mixture x eval-set heatmap and the best mixtures per eval set."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+MAX_HEATMAP_ROWS = 60
+
+
+def _label(row) -> str:
+    return "seed" if row["kind"] == "seed" else f"{row['kind'][0]}: {row['shards']}"
+
+
+def heatmap(table: pd.DataFrame, out: str) -> None:
+    """Rows: models; columns: eval sets; colour: log2 of perplexity relative to the seed."""
+    wide = table.pivot_table(index="model", columns="eval_set", values="ppl")
+    meta = table.drop_duplicates("model").set_index("model")
+    rel = np.log2(wide / wide.loc["seed"]) if "seed" in wide.index else np.log(wide)
+    order = rel.mean(axis=1).sort_values().index.tolist()
+    if len(order) > MAX_HEATMAP_ROWS:
+        keep = [m for m in order if meta.loc[m, "kind"] in ("seed", "shard")]
+        keep += [m for m in order if m not in keep][:MAX_HEATMAP_ROWS - len(keep)]
+        order = [m for m in order if m in set(keep)]
+    rel, wide = rel.loc[order], wide.loc[order]
+    fig_h = 1.5 + 0.28 * len(order)
+    fig, ax = plt.subplots(figsize=(2.2 + 1.1 * rel.shape[1], fig_h))
+    lim = float(np.nanmax(np.abs(rel.values))) or 1.0
+    im = ax.imshow(rel.values, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
+    ax.set_xticks(range(rel.shape[1]), rel.columns, rotation=40, ha="right", fontsize=8)
+    ax.set_yticks(range(len(order)), [_label(meta.loc[m]) for m in order], fontsize=7)
+    if len(order) <= MAX_HEATMAP_ROWS:
+        for i in range(len(order)):
+            for j in range(rel.shape[1]):
+                ax.text(j, i, f"{wide.values[i, j]:.0f}", ha="center", va="center", fontsize=6)
+    fig.colorbar(im, ax=ax, label="log2(ppl / seed ppl)  (blue = better than seed)")
+    shown = "" if len(order) == len(meta) else f" (best {len(order)} of {len(meta)})"
+    ax.set_title(f"Perplexity of every model on every eval set{shown}\n"
+                 "cell text: ppl; s = shard model, m = merged mixture", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
+def ranking(table: pd.DataFrame, out: str, top: int = 10) -> None:
+    """For each eval set, the `top` mixtures (shard or merged models) with the lowest perplexity."""
+    candidates = table[table["kind"].isin(["shard", "merged"])]
+    sets = sorted(candidates["eval_set"].unique())
+    seed = table[table["kind"] == "seed"].set_index("eval_set")["ppl"]
+    cols = min(3, len(sets))
+    rows = math.ceil(len(sets) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 0.32 * top * rows + 1.2 * rows), squeeze=False)
+    for ax, name in zip(axes.flat, sets):
+        best = candidates[candidates["eval_set"] == name].nsmallest(top, "ppl").iloc[::-1]
+        colors = ["tab:orange" if k == "shard" else "tab:blue" for k in best["kind"]]
+        ax.barh(range(len(best)), best["ppl"], color=colors)
+        ax.set_yticks(range(len(best)), best["shards"], fontsize=7)
+        if name in seed.index:
+            ax.axvline(seed[name], color="black", ls="--", lw=1, label="seed")
+        lo = min(best["ppl"].min(), seed.get(name, np.inf))
+        ax.set_xlim(lo * 0.95, max(best["ppl"].max(), seed.get(name, 0)) * 1.02)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("perplexity (lower is better)", fontsize=8)
+    for ax in list(axes.flat)[len(sets):]:
+        ax.axis("off")
+    fig.suptitle(f"Best {top} mixtures per eval set (orange: one shard, blue: merged; dashed: seed)",
+                 fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,69 @@
+"""Train a byte-level BPE tokenizer, or load a local Hugging Face one."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+
+EOS = "<|endoftext|>"
+
+
+def train_bpe(texts: Iterable[str], vocab_size: int, out_dir: str):
+    """Train byte-level BPE and save it where AutoTokenizer.from_pretrained finds it."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[EOS],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)
+    tok.train_from_iterator(texts, trainer=trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=EOS, bos_token=EOS, unk_token=None)
+    fast.save_pretrained(out_dir)
+    return fast
+
+
+def load(path: str):
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    except Exception as e:  # transformers raises OSError/ValueError/... for a folder it cannot use
+        raise ValueError(f"{path}: not a Hugging Face tokenizer directory ({e})") from None
+    if tok.eos_token_id is None:
+        raise ValueError(f"{path}: tokenizer has no end-of-text token to separate documents")
+    return tok
+
+
+def encode_documents(tok, texts: list[str]) -> list[np.ndarray]:
+    """Token ids of each text, each followed by the end-of-text token."""
+    ids = tok(texts, add_special_tokens=False)["input_ids"]
+    eos = tok.eos_token_id
+    return [np.asarray(x + [eos], dtype=np.int64) for x in ids]
+
+
+def token_byte_lengths(tok) -> np.ndarray:
+    """UTF-8 bytes each token stands for; special tokens count 0. Used for bits per byte."""
+    n = len(tok)
+    lengths = np.zeros(n, dtype=np.int64)
+    special = set(tok.all_special_ids)
+    byte_level = _byte_level_alphabet()
+    pieces = tok.convert_ids_to_tokens(list(range(n)))
+    for i, piece in enumerate(pieces):
+        if i in special or piece is None:
+            continue
+        if all(ch in byte_level for ch in piece):
+            lengths[i] = len(piece)  # one alphabet character per byte
+        else:
+            lengths[i] = len(tok.decode([i]).encode("utf-8"))
+    return lengths
+
+
+def _byte_level_alphabet() -> set[str]:
+    from tokenizers import pre_tokenizers
+
+    return set(pre_tokenizers.ByteLevel.alphabet())
+

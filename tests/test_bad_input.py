@@ -1,0 +1,183 @@
+"""Each kind of bad input fails with an error that names the file, line or key."""
+
+from __future__ import annotations
+
+import copy
+import gzip
+import shutil
+
+import pytest
+import torch
+from conftest import copy_project, snakemake, stdlib_documents, tiny_config, write_config, write_jsonl
+
+from shardmix import config as shardmix_config
+from shardmix import merge, sharding
+from shardmix import model as models
+from shardmix.corpus import CorpusError, Document, read_documents
+
+
+@pytest.fixture
+def cfg(data_dir):
+    return tiny_config(data_dir)
+
+
+@pytest.mark.parametrize("mutate, expected", [
+    (lambda c: c["sharding"].update(heldout_fractoin=0.1),
+     "unknown key 'sharding.heldout_fractoin' (did you mean 'heldout_fraction'?)"),
+    (lambda c: c.update(mixtures_typo={}), "unknown key 'mixtures_typo'"),
+    (lambda c: c["sharding"].update(heldout_fraction=0.9), "key 'sharding.heldout_fraction': 0.9 is greater than"),
+    (lambda c: c["shard_training"].update(lr=-1), "key 'shard_training.lr': -1 is less than or equal"),
+    (lambda c: c["sharding"].update(method="by_magic"), "key 'sharding.method': 'by_magic' is not one of"),
+    (lambda c: c["model"].update(heads=3), "key 'model.heads': hidden_size 32 is not divisible by 3 heads"),
+    (lambda c: c["eval_sets"].append(dict(c["eval_sets"][0])), "key 'eval_sets': name 'extra_urllib' is used twice"),
+    (lambda c: c["eval_sets"][0].update(name="a b"), "key 'eval_sets[0].name': 'a b' is not a safe file name"),
+    (lambda c: c["model"].update(source="pretrained"), "key 'model.path' is required"),
+])
+def test_config_errors_name_the_file_and_key(cfg, mutate, expected):
+    mutate(cfg)
+    with pytest.raises(shardmix_config.ConfigError) as err:
+        shardmix_config.validate(cfg, source="my.yaml")
+    assert str(err.value).startswith("my.yaml: ")
+    assert expected in str(err.value)
+
+
+def test_valid_config_gets_defaults(cfg):
+    full = shardmix_config.validate(cfg)
+    assert full["runtime"]["device"] == "auto"
+    assert full["tokenizer"]["source"] == "train"
+    assert full["shard_training"]["schedule"] == "constant"
+    assert cfg.get("runtime") is None  # the caller's dict is left alone
+
+
+def test_config_error_stops_the_workflow_before_any_job(tmp_path, cfg):
+    work = copy_project(tmp_path / "p")
+    cfg["shard_training"]["tokenz"] = 5
+    write_config(work, cfg)
+    proc = snakemake(work, check=False)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "config.yaml: unknown key 'shard_training.tokenz' (did you mean 'tokens'?)" in out
+    assert not (work / "results").exists()
+
+
+def test_missing_corpus_path_is_named_before_any_job(tmp_path, cfg):
+    work = copy_project(tmp_path / "p")
+    cfg["corpus"]["path"] = str(tmp_path / "nowhere.jsonl")
+    write_config(work, cfg)
+    proc = snakemake(work, check=False)
+    assert proc.returncode != 0
+    assert f"corpus.path: {tmp_path / 'nowhere.jsonl'} does not exist" in proc.stdout + proc.stderr
+
+
+def test_jsonl_line_that_is_not_json_is_named(tmp_path):
+    path = tmp_path / "c.jsonl.gz"
+    with gzip.open(path, "wt") as f:
+        f.write('{"text": "fine"}\n\n{"text": "broken"\n')
+    with pytest.raises(CorpusError, match=r"c\.jsonl\.gz:3: not valid JSON"):
+        list(read_documents({"path": str(path)}))
+
+
+def test_jsonl_line_without_text_field_is_named(tmp_path):
+    path = write_jsonl(tmp_path / "c.jsonl", [{"text": "a"}, {"body": "b", "domain": "x"}])
+    with pytest.raises(CorpusError, match=r"c\.jsonl:2: no text field 'text' \(keys: body, domain\)"):
+        list(read_documents({"path": str(path)}))
+
+
+def test_missing_shard_field_is_named():
+    docs = [Document("x", {"domain": "a"}, "c.jsonl:1"), Document("y", {"topic": "b"}, "c.jsonl:2")]
+    with pytest.raises(CorpusError, match=r"c\.jsonl:2: no field 'domain' to shard by"):
+        sharding.group_tokens(docs, _tok(), {"method": "field", "field": "domain"})
+
+
+def test_two_shards_with_the_same_sanitised_name_are_refused():
+    docs = [Document("x", {"domain": "web text"}, "c.jsonl:1"), Document("y", {"domain": "web/text"}, "c.jsonl:7")]
+    with pytest.raises(CorpusError, match=r"c\.jsonl:7: shard keys 'web text' and 'web/text' both become "
+                                          r"the shard name 'web_text'"):
+        sharding.group_tokens(docs, _tok(), {"method": "field", "field": "domain"})
+
+
+def test_bad_corpus_line_fails_the_job_and_its_log_names_the_line(tmp_path, cfg, data_dir):
+    corpus = tmp_path / "corpus.jsonl"
+    shutil.copy(data_dir / "corpus.jsonl", corpus)
+    with open(corpus, "a") as f:
+        f.write('{"text": "unterminated\n')
+    lines = sum(1 for _ in open(corpus))
+    cfg["corpus"]["path"] = str(corpus)
+    work = copy_project(tmp_path / "p")
+    write_config(work, cfg)
+    proc = snakemake(work, check=False)
+    assert proc.returncode != 0
+    log = (work / "logs/train_tokenizer.log").read_text()
+    assert f"{corpus}:{lines}: not valid JSON" in log
+    assert "logs/train_tokenizer.log" in proc.stdout + proc.stderr
+
+
+def test_shard_with_too_little_text_is_refused_and_nothing_is_lost(pipeline, tmp_path, data_dir):
+    work = tmp_path / "p"
+    shutil.copytree(pipeline, work, symlinks=True)
+    before = sorted(p.name for p in (work / "results/models/shards").iterdir())
+    cfg = tiny_config(data_dir)
+    cfg["shard_training"]["tokens"] = 10_000_000
+    write_config(work, cfg)
+    proc = snakemake(work, check=False)
+    assert proc.returncode != 0
+    assert "shard 'json' has" in proc.stdout + proc.stderr
+    assert "too little text to train" in proc.stdout + proc.stderr
+    assert sorted(p.name for p in (work / "results/models/shards").iterdir()) == before
+    assert (work / "results/scores.csv").exists()
+
+
+def test_checkpoint_that_is_not_a_causal_lm_is_refused(tmp_path):
+    from transformers import DistilBertConfig
+
+    DistilBertConfig(dim=32, n_layers=1, n_heads=2, hidden_dim=64).save_pretrained(tmp_path)
+    with pytest.raises(models.ModelError, match="model type 'distilbert' is not a causal language model"):
+        models.load_causal_lm(tmp_path)
+    with pytest.raises(models.ModelError, match="not a Hugging Face model directory"):
+        models.load_causal_lm(tmp_path / "empty")
+
+
+def test_pretrained_seed_that_is_not_a_causal_lm_stops_the_workflow(tmp_path, cfg):
+    from transformers import DistilBertConfig
+
+    ckpt = tmp_path / "distilbert"
+    DistilBertConfig(dim=32, n_layers=1, n_heads=2, hidden_dim=64).save_pretrained(ckpt)
+    cfg["model"] = {"source": "pretrained", "path": str(ckpt)}
+    cfg["tokenizer"] = {"source": "pretrained"}
+    work = copy_project(tmp_path / "p")
+    write_config(work, cfg)
+    proc = snakemake(work, check=False)
+    assert proc.returncode != 0
+    assert f"{ckpt}: model type 'distilbert' is not a causal language model" in proc.stdout + proc.stderr
+
+
+def test_merging_models_of_different_shapes_names_the_tensor(tmp_path):
+    tok = _tok()
+    arch = {"hidden_size": 32, "layers": 1, "heads": 2, "ffn_size": 64, "context": 32,
+            "tie_embeddings": True, "init_seed": 0}
+    models.save(models.build_llama(arch, tok), tok, tmp_path / "a")
+    models.save(models.build_llama({**arch, "ffn_size": 48}, tok), tok, tmp_path / "b")
+    target = models.skeleton(tmp_path / "a")
+    with pytest.raises(merge.MergeError, match=r"b: tensor model\.layers\.0\.mlp\.\w+_proj\.weight has shape"):
+        merge.average_into(target, [tmp_path / "a", tmp_path / "b"])
+    before = copy.deepcopy(target.state_dict())
+    models.save(models.build_llama({**arch, "layers": 2}, tok), tok, tmp_path / "c")
+    with pytest.raises(merge.MergeError, match="hold different tensors"):
+        merge.average_into(target, [tmp_path / "a", tmp_path / "c"])
+    assert all(torch.equal(before[k], v) for k, v in target.state_dict().items())
+
+
+_TOK = None
+
+
+def _tok():
+    """A small byte-level BPE tokenizer trained on standard-library source."""
+    global _TOK
+    if _TOK is None:
+        import tempfile
+
+        from shardmix import tokenizer
+
+        texts = [d["text"] for d in stdlib_documents("json", 20_000)]
+        _TOK = tokenizer.train_bpe(texts, 300, tempfile.mkdtemp())
+    return _TOK

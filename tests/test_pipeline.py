@@ -1,0 +1,117 @@
+"""The workflow end to end on the tiny config: outputs, caching, fresh clones, adding a shard."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import ADDED_SHARD, SHARDS, copy_project, planned_jobs, snakemake, tiny_config, write_config
+
+from shardmix import model as models
+from shardmix import perplexity, tokenizer, tokens
+
+COLUMNS = ["model", "kind", "shards", "eval_set", "tokens", "bytes", "nll", "ppl", "bpb"]
+
+
+def test_scores_table_covers_every_model_and_eval_set(pipeline):
+    table = pd.read_csv(pipeline / "results/scores.csv", keep_default_na=False)
+    assert list(table.columns) == COLUMNS
+    eval_sets = set(SHARDS) | {"extra_urllib"}
+    assert set(table["eval_set"]) == eval_sets
+    # seed + 3 shard models + 3 pairs + 1 triple, each on every eval set
+    assert table.groupby("kind")["model"].nunique().to_dict() == {"seed": 1, "shard": 3, "merged": 4}
+    assert len(table) == 8 * len(eval_sets)
+    assert not table.duplicated(["model", "eval_set"]).any()
+    merged = table[table["kind"] == "merged"]
+    assert set(merged["shards"]) == {"email+json", "http+json", "email+http", "email+http+json"}
+    assert set(merged["model"]) == {f"merged/{s}" for s in merged["shards"]}
+    assert np.allclose(table["ppl"], np.exp(table["nll"] / table["tokens"]))
+    assert np.allclose(table["bpb"], table["nll"] / (math.log(2) * table["bytes"]))
+    # 1024 tokens give 1023 predictions; byte-level BPE tokens average more than one byte
+    assert (table["tokens"] == 1023).all()
+    assert (table["bytes"] > table["tokens"]).all()
+
+
+def test_shard_models_improve_on_their_own_heldout_part(pipeline):
+    table = pd.read_csv(pipeline / "results/scores.csv", keep_default_na=False)
+    ppl = table.set_index(["model", "eval_set"])["ppl"]
+    for shard in SHARDS:
+        assert ppl[(f"shard/{shard}", shard)] < ppl[("seed", shard)]
+
+
+def test_models_load_with_auto_classes_and_keep_a_training_log(pipeline):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    shard_dir = pipeline / "results/models/shards/json"
+    lm = AutoModelForCausalLM.from_pretrained(shard_dir, local_files_only=True)
+    tok = AutoTokenizer.from_pretrained(shard_dir, local_files_only=True)
+    assert (shard_dir / "model.safetensors").exists()
+    assert lm.config.vocab_size == len(tok) == 512
+    log = json.loads((shard_dir / "train_log.json").read_text())
+    assert log["tokens"] == 2048 and log["steps"] == 8 and len(log["loss"]) == 8
+    assert log["seconds"] > 0 and log["tokens_per_second"] > 0
+    assert "tokens/s" in (pipeline / "logs/train_shard/json.log").read_text()
+
+
+def test_merged_score_equals_score_of_explicitly_averaged_weights(pipeline):
+    """The streamed merge must give the same model as averaging the full state dicts."""
+    results = pipeline / "results"
+    members = ["email", "http", "json"]
+    states = [models.load_causal_lm(results / f"models/shards/{s}").state_dict() for s in members]
+    lm = models.load_causal_lm(results / "models/shards/json")
+    lm.load_state_dict({k: sum(s[k] for s in states) / len(states) for k in states[0]})
+    ids = tokens.load(results / "corpus/tokens/email.heldout.npy")[:1024]
+    lengths = tokenizer.token_byte_lengths(tokenizer.load(results / "tokenizer"))
+    expected = perplexity.evaluate(lm, ids, lengths, 32, 16, torch.device("cpu"))
+    table = pd.read_csv(results / "scores.csv", keep_default_na=False).set_index(["model", "eval_set"])
+    row = table.loc[("merged/email+http+json", "email")]
+    assert row["ppl"] == pytest.approx(expected["ppl"], rel=1e-5)
+    assert row["bytes"] == expected["bytes"]
+
+
+def test_plots_are_written(pipeline):
+    for name in ("heatmap.png", "ranking.png"):
+        data = (pipeline / "results/plots" / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+
+
+def test_second_run_does_nothing(pipeline):
+    proc = snakemake(pipeline, "--dry-run")
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_fresh_clone_pointed_at_existing_results_retrains_nothing(pipeline, tmp_path, data_dir):
+    clone = copy_project(tmp_path / "clone", preserve_times=False)  # every code file newer than results
+    write_config(clone, tiny_config(data_dir))
+    shutil.copytree(pipeline / "results", clone / "results")  # results keep their times; no .snakemake
+    proc = snakemake(clone, "--dry-run")
+    assert "Nothing to be done" in proc.stdout + proc.stderr, proc.stdout[-3000:]
+
+
+def test_adding_a_shard_trains_one_model_and_keeps_every_score(pipeline, tmp_path, data_dir):
+    work = tmp_path / "grown"
+    shutil.copytree(pipeline, work, symlinks=True)  # copy2 keeps times, like the same checkout
+    config = tiny_config(data_dir)
+    config["sharding"]["include"].append(ADDED_SHARD)
+    write_config(work, config)
+    before = {p: p.stat().st_mtime_ns for p in (work / "results").rglob("*") if p.is_file()}
+
+    jobs = planned_jobs(snakemake(work, "--dry-run"))
+    assert jobs.get("train_shard") == 1
+    for rule in ("seed_model", "split_corpus", "train_tokenizer", "tokenize_eval_set"):
+        assert rule not in jobs
+    # new batch (logging + 3 pairs + 3 triples, batch_size 3 -> 3 batches) on 5 eval sets,
+    # and the 5 old batches (seed, json, email, http x2) on the new held-out set
+    assert jobs["evaluate_batch"] == 3 * 5 + 5
+
+    snakemake(work)
+    changed = [p for p, t in before.items() if p.stat().st_mtime_ns != t]
+    assert all(p.name in ("scores.csv", "heatmap.png", "ranking.png") for p in changed), changed
+    table = pd.read_csv(work / "results/scores.csv", keep_default_na=False)
+    assert ADDED_SHARD in set(table["eval_set"])
+    assert table["model"].nunique() == 1 + 4 + 6 + 4  # seed, 4 shards, 6 pairs, 4 triples
