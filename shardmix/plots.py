@@ -44,7 +44,7 @@ def heatmap(table: pd.DataFrame, out: str) -> None:
     ax.set_title(f"Perplexity of every model on every eval set{shown}\n"
                  "cell text: ppl; s = shard model, m = merged mixture", fontsize=9)
     fig.tight_layout()
-    fig.savefig(out, dpi=120)
+    fig.savefig(out, dpi=120, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -55,7 +55,7 @@ def ranking(table: pd.DataFrame, out: str, top: int = 10) -> None:
     seed = table[table["kind"] == "seed"].set_index("eval_set")["ppl"]
     cols = min(3, len(sets))
     rows = math.ceil(len(sets) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 0.32 * top * rows + 1.2 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(6.5 * cols, 0.32 * top * rows + 1.2 * rows), squeeze=False)
     for ax, name in zip(axes.flat, sets):
         best = candidates[candidates["eval_set"] == name].nsmallest(top, "ppl").iloc[::-1]
         colors = ["tab:orange" if k == "shard" else "tab:blue" for k in best["kind"]]
@@ -72,5 +72,5 @@ def ranking(table: pd.DataFrame, out: str, top: int = 10) -> None:
     fig.suptitle(f"Best {top} mixtures per eval set (orange: one shard, blue: merged; dashed: seed)",
                  fontsize=10)
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    fig.savefig(out, dpi=110, bbox_inches="tight")
     plt.close(fig)
