@@ -25,10 +25,12 @@ $(SOURCES)/.downloaded: $(VENV)/.installed
 
 demo: setup sources
 	$(RUN) snakemake --cores $(CORES)
+	$(RUN) snakemake --report results/report.html
 
 test: setup
 	$(RUN) python -m pytest -q tests
 
 clean:
 	rm -rf results/demo_corpus results/corpus results/tokenizer results/models results/scores \
-		results/eval_sets results/plots results/scores.csv logs benchmarks .snakemake
+		results/eval_sets results/plots results/validation results/scores.* results/report.html \
+		logs benchmarks .snakemake

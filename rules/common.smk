@@ -111,31 +111,50 @@ def eval_sets():
     return sets
 
 
+def full_model(mixture):
+    return f"{MODELS}/full/{mixture_name(mixture)}"
+
+
+def _entry(kind, members, dirs):
+    return {"model": model_id(kind, members), "kind": kind, "shards": mixture_name(members), "dirs": dirs}
+
+
 @lru_cache
-def _batches(shard_tuple):
+def _plan(shard_tuple):
+    """Scored and really-trained mixtures of these shards, and the evaluation batches."""
+    order, size = list(shard_tuple), CFG["mixtures"]["batch_size"]
     try:
-        mixes = shardmix_mixtures.candidate_mixtures(list(shard_tuple), CFG["mixtures"])
+        candidates = shardmix_mixtures.candidate_mixtures(order, CFG["mixtures"])
+        validated = shardmix_mixtures.validation_mixtures(order, candidates, CFG["validation"])
     except shardmix_mixtures.MixtureError as e:
         raise WorkflowError(str(e))
-    batches = {"seed": [{"model": "seed", "kind": "seed", "shards": "", "dirs": [SEED_MODEL]}]}
-    grouped = shardmix_mixtures.batches(list(shard_tuple), mixes, CFG["mixtures"]["batch_size"])
-    for batch, members in grouped.items():
-        batches[batch] = [
-            {"model": model_id("shard" if len(m) == 1 else "merged", m),
-             "kind": "shard" if len(m) == 1 else "merged",
-             "shards": mixture_name(m), "dirs": [shard_model(s) for s in m]}
-            for m in members
-        ]
-    return batches
+    scored = sorted(set(candidates) | set(validated), key=lambda m: (len(m), m))
+    plan = {"seed": [_entry("seed", (), [SEED_MODEL])]}
+    for batch, members in shardmix_mixtures.batches(order, scored, size).items():
+        plan.update({batch: [_entry("shard" if len(m) == 1 else "merged", m, [shard_model(s) for s in m])
+                             for m in members]})
+    # '@' cannot occur in a shard name, so these ids never clash with the batches above
+    for batch, members in shardmix_mixtures.batches(order, validated, size, prefix="full@", singles=False).items():
+        plan[batch] = [_entry("full", m, [full_model(m)]) for m in members]
+    return plan, validated
 
 
 def batches():
-    return _batches(tuple(shards()))
+    return _plan(tuple(shards()))[0]
+
+
+def validated_mixtures():
+    return _plan(tuple(shards()))[1]
 
 
 def score_files():
     return [f"{SCORES}/{e}/{b}.csv" for e in eval_sets() for b in batches()]
 
 
+VALIDATION_OUTPUTS = [f"{R}/validation/{name}" for name in
+                      ("agreement.csv", "agreement_naive.csv", "agreement.html", "scatter.png", "cost.png")]
+
+
 def final_outputs(wildcards):
-    return [f"{R}/scores.csv", f"{R}/plots/heatmap.png", f"{R}/plots/ranking.png"]
+    outputs = [f"{R}/scores.csv", f"{R}/scores.html", f"{R}/plots/heatmap.png", f"{R}/plots/ranking.png"]
+    return outputs + (VALIDATION_OUTPUTS if validated_mixtures() else [])

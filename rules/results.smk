@@ -5,11 +5,12 @@ rule collect_scores:
     input:
         lambda wc: score_files(),
     output:
-        f"{R}/scores.csv",
+        csv=report(f"{R}/scores.csv", caption="../report/scores.rst", category="1. Scores"),
+        html=report(f"{R}/scores.html", caption="../report/scores_html.rst", category="1. Scores"),
     params:
         # names, not paths: the path list of a large run would overflow one command-line argument
         args=lambda wc, output: args(scores_dir=SCORES, eval_sets=list(eval_sets()),
-                                     batches=list(batches()), out=output[0]),
+                                     batches=list(batches()), out=output.csv, html=output.html),
     log:
         "logs/collect_scores.log",
     shell:
@@ -20,8 +21,8 @@ rule plot_scores:
     input:
         f"{R}/scores.csv",
     output:
-        heatmap=f"{R}/plots/heatmap.png",
-        ranking=f"{R}/plots/ranking.png",
+        heatmap=report(f"{R}/plots/heatmap.png", caption="../report/heatmap.rst", category="1. Scores"),
+        ranking=report(f"{R}/plots/ranking.png", caption="../report/ranking.rst", category="1. Scores"),
     params:
         args=args(scores=f"{R}/scores.csv", heatmap=f"{R}/plots/heatmap.png", ranking=f"{R}/plots/ranking.png"),
     log:

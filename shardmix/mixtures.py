@@ -43,14 +43,41 @@ def candidate_mixtures(shards: list[str], spec: dict) -> list[tuple[str, ...]]:
     return sorted(chosen, key=lambda m: (len(m), m))
 
 
-def batches(shards: list[str], mixtures: list[tuple[str, ...]], batch_size: int) -> dict[str, list[tuple]]:
-    """Batch id -> list of shard tuples (a single shard is its own model); `shards` is in order added."""
+def validation_mixtures(shards: list[str], scored: list[tuple[str, ...]], spec: dict) -> list[tuple[str, ...]]:
+    """Mixtures to really train: explicit lists plus a seeded sample of the scored mixtures.
+
+    The sample takes the `count` mixtures with the lowest seeded draw, so it is a fixed
+    function of the candidates, whatever order they come in.
+    """
+    chosen = set()
+    known = set(shards)
+    for i, members in enumerate(spec.get("explicit", [])):
+        missing = [m for m in members if m not in known]
+        if missing:
+            raise MixtureError(f"validation.explicit[{i}] names shard {missing[0]!r}, which is not in this run "
+                               f"(shards: {', '.join(shards)})")
+        chosen.add(tuple(sorted(members)))
+    sample = spec.get("random")
+    if sample:
+        pool = [m for m in scored if len(m) in sample["sizes"]]
+        pool.sort(key=lambda m: _uniform(sample["seed"], mixture_name(m)))
+        chosen.update(pool[:sample["count"]])
+    return sorted(chosen, key=lambda m: (len(m), m))
+
+
+def batches(shards: list[str], mixtures: list[tuple[str, ...]], batch_size: int, prefix: str = "",
+            singles: bool = True) -> dict[str, list[tuple]]:
+    """Batch id -> list of shard tuples, grouped by newest member; `shards` is in order added.
+
+    With `singles`, each shard's own model opens its batch. `prefix` keeps batches of
+    another kind of model apart; it must hold a character shard names cannot have.
+    """
     position = {s: i for i, s in enumerate(shards)}
-    by_newest: dict[str, list[tuple]] = {s: [(s,)] for s in shards}
+    by_newest: dict[str, list[tuple]] = {s: [(s,)] if singles else [] for s in shards}
     for mix in mixtures:
         by_newest[max(mix, key=position.__getitem__)].append(mix)
     out = {}
     for newest, members in by_newest.items():
         for i in range(0, len(members), batch_size):
-            out[f"{newest}.{i // batch_size:03d}"] = members[i:i + batch_size]
+            out[f"{prefix}{newest}.{i // batch_size:03d}"] = members[i:i + batch_size]
     return out

@@ -24,5 +24,16 @@ def collect(scores_dir: str, eval_sets: list[str], batches: list[str]) -> pd.Dat
             .reset_index(drop=True))
 
 
+def ppl_by_model(table: pd.DataFrame, max_rows: int = 500) -> tuple[pd.DataFrame, str]:
+    """One row per model, one perplexity column per eval set, best mean relative perplexity first."""
+    wide = table.pivot_table(index=["model", "kind", "shards"], columns="eval_set", values="ppl")
+    order = (wide / wide.min()).mean(axis=1).sort_values().index
+    wide = wide.loc[order].reset_index()
+    note = "Perplexity (lower is better); rows sorted by mean perplexity relative to the best model per eval set."
+    if len(wide) > max_rows:
+        note += f" Showing the best {max_rows} of {len(wide)} models; scores.csv has them all."
+    return wide.head(max_rows), note
+
+
 def load(path: str) -> pd.DataFrame:
     return pd.read_csv(path, keep_default_na=False)

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-PROJECT_FILES = ["Snakefile", "rules", "workflow_scripts", "shardmix", "schemas", "profiles"]
+PROJECT_FILES = ["Snakefile", "rules", "workflow_scripts", "shardmix", "schemas", "profiles", "report"]
 DOMAIN_BYTES = 40_000
 SHARDS = ["json", "email", "http"]
 ADDED_SHARD = "logging"
@@ -53,6 +53,7 @@ def tiny_config(data: Path) -> dict:
         "seed_training": {"tokens": 8192, "batch_size": 8, "lr": 0.005, "schedule": "cosine", "warmup_steps": 4},
         "shard_training": {"tokens": 2048, "batch_size": 8, "lr": 0.003},
         "mixtures": {"max_size": 3, "batch_size": 3},
+        "validation": {"explicit": [["json", "email"], ["http", "json"], ["email", "http", "json"]]},
         "evaluation": {"max_tokens": 1024, "min_tokens": 256},
     }
 

@@ -23,9 +23,12 @@ def test_scores_table_covers_every_model_and_eval_set(pipeline):
     assert list(table.columns) == COLUMNS
     eval_sets = set(SHARDS) | {"extra_urllib"}
     assert set(table["eval_set"]) == eval_sets
-    # seed + 3 shard models + 3 pairs + 1 triple, each on every eval set
-    assert table.groupby("kind")["model"].nunique().to_dict() == {"seed": 1, "shard": 3, "merged": 4}
-    assert len(table) == 8 * len(eval_sets)
+    # seed + 3 shard models + 3 pairs + 1 triple + 3 really trained mixtures, each on every eval set
+    kinds = {"seed": 1, "shard": 3, "merged": 4, "full": 3}
+    assert table.groupby("kind")["model"].nunique().to_dict() == kinds
+    assert len(table) == sum(kinds.values()) * len(eval_sets)
+    full = table[table["kind"] == "full"]
+    assert set(full["model"]) == {"full/email+json", "full/http+json", "full/email+http+json"}
     assert not table.duplicated(["model", "eval_set"]).any()
     merged = table[table["kind"] == "merged"]
     assert set(merged["shards"]) == {"email+json", "http+json", "email+http", "email+http+json"}
@@ -106,12 +109,45 @@ def test_adding_a_shard_trains_one_model_and_keeps_every_score(pipeline, tmp_pat
     for rule in ("seed_model", "split_corpus", "train_tokenizer", "tokenize_eval_set"):
         assert rule not in jobs
     # new batch (logging + 3 pairs + 3 triples, batch_size 3 -> 3 batches) on 5 eval sets,
-    # and the 5 old batches (seed, json, email, http x2) on the new held-out set
-    assert jobs["evaluate_batch"] == 3 * 5 + 5
+    # and the 5 old batches (seed, json, email, http x2) and 2 batches of really trained
+    # mixtures on the new held-out set
+    assert jobs["evaluate_batch"] == 3 * 5 + 5 + 2
+    assert "train_full" not in jobs
 
     snakemake(work)
     changed = [p for p, t in before.items() if p.stat().st_mtime_ns != t]
-    assert all(p.name in ("scores.csv", "heatmap.png", "ranking.png") for p in changed), changed
+    outputs = ("scores.csv", "scores.html", "heatmap.png", "ranking.png", "agreement.csv",
+               "agreement_naive.csv", "agreement.html", "scatter.png", "cost.png")
+    assert all(p.name in outputs for p in changed), changed
     table = pd.read_csv(work / "results/scores.csv", keep_default_na=False)
     assert ADDED_SHARD in set(table["eval_set"])
-    assert table["model"].nunique() == 1 + 4 + 6 + 4  # seed, 4 shards, 6 pairs, 4 triples
+    assert table["model"].nunique() == 1 + 4 + 6 + 4 + 3  # seed, 4 shards, 6 pairs, 4 triples, 3 full
+
+
+def test_full_models_train_on_the_union_with_the_same_budget_per_shard(pipeline):
+    log = json.loads((pipeline / "results/models/full/email+http+json/train_log.json").read_text())
+    assert log["tokens"] == 3 * 2048
+    assert sorted(p.split("/")[-1] for p in log["sources"]) == ["email.train.npy", "http.train.npy",
+                                                              "json.train.npy"]
+
+
+def test_agreement_tables(pipeline):
+    columns = ["eval_set", "n_mixtures", "pearson", "spearman", "kendall", "top1_agree", "mean_ratio"]
+    table = pd.read_csv(pipeline / "results/scores.csv", keep_default_na=False)
+    for name in ("agreement.csv", "agreement_naive.csv"):
+        agree = pd.read_csv(pipeline / "results/validation" / name)
+        assert list(agree.columns) == columns
+        assert agree["eval_set"].tolist() == sorted(set(table["eval_set"])) + ["ALL"]
+        assert (agree["n_mixtures"] == 3).all()
+        assert agree["pearson"].between(-1, 1).all() and agree["top1_agree"].isin([0, 1]).iloc[:-1].all()
+        per_set = agree.iloc[:-1]
+        assert agree.iloc[-1]["pearson"] == pytest.approx(per_set["pearson"].mean(), abs=1e-3)
+        assert agree.iloc[-1]["top1_agree"] == pytest.approx(per_set["top1_agree"].mean(), abs=1e-3)
+    # mean_ratio of the merged proxy, recomputed from the scores table
+    ppl = table.set_index(["model", "eval_set"])["ppl"]
+    ratios = [ppl[(f"merged/{m}", "json")] / ppl[(f"full/{m}", "json")]
+              for m in ("email+json", "http+json", "email+http+json")]
+    agree = pd.read_csv(pipeline / "results/validation/agreement.csv").set_index("eval_set")
+    assert agree.loc["json", "mean_ratio"] == pytest.approx(np.mean(ratios), abs=1e-3)
+    for name in ("scatter.png", "cost.png"):
+        assert (pipeline / "results/validation" / name).read_bytes()[:4] == b"\x89PNG"

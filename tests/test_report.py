@@ -1,0 +1,98 @@
+"""Snakemake's HTML report of a run, opened in a real browser (headless Chromium)."""
+
+from __future__ import annotations
+
+import base64
+import shutil
+import tempfile
+import time
+
+import pytest
+from conftest import ROOT, snakemake
+
+CHROMIUM = shutil.which("chromium")
+CHROMEDRIVER = shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM and CHROMEDRIVER),
+    reason="Chromium is not installed (Debian packages chromium and chromium-driver; .ci/run installs them)")
+
+CATEGORIES = {
+    "1. Scores": ["results/scores.csv", "results/scores.html", "results/plots/heatmap.png",
+                  "results/plots/ranking.png"],
+    "2. Validation": ["results/validation/agreement.csv", "results/validation/agreement_naive.csv",
+                      "results/validation/agreement.html", "results/validation/scatter.png",
+                      "results/validation/cost.png"],
+}
+CAPTIONS = {"scores.csv": "scores.rst", "scores.html": "scores_html.rst", "heatmap.png": "heatmap.rst",
+            "ranking.png": "ranking.rst", "agreement.csv": "agreement.rst",
+            "agreement_naive.csv": "agreement_naive.rst", "agreement.html": "agreement_html.rst",
+            "scatter.png": "scatter.rst", "cost.png": "cost.rst"}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--window-size=1400,1000",
+                 f"--user-data-dir={tempfile.mkdtemp(prefix='chromium-')}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    driver.implicitly_wait(10)
+    yield driver
+    driver.quit()
+
+
+def _open_category(browser, url, category):
+    from selenium.webdriver.common.by import By
+
+    browser.get(url)
+    browser.find_element(By.XPATH, f"//*[normalize-space(text())='{category}']").click()
+
+
+def _row(browser, path):
+    from selenium.webdriver.common.by import By
+
+    return browser.find_element(By.XPATH, f"//tr[td[normalize-space(text())='{path}']]")
+
+
+def _first_line(caption_file):
+    return " ".join((ROOT / "report" / caption_file).read_text().split())[:60]
+
+
+def test_report_shows_every_table_and_plot_with_its_caption(pipeline, browser):
+    from selenium.webdriver.common.by import By
+
+    snakemake(pipeline, "--report", "results/report.html")
+    url = (pipeline / "results/report.html").as_uri()
+    for category, paths in CATEGORIES.items():
+        for path in paths:
+            name = path.rsplit("/", 1)[-1]
+            _open_category(browser, url, category)
+            eye = _row(browser, path).find_element(By.CSS_SELECTOR, "a[iconname='eye']")
+            if name.endswith(".csv"):  # offered as the file itself
+                header = base64.b64decode(eye.get_attribute("href").split("base64,", 1)[1]).decode()
+                assert header.splitlines()[0] == (pipeline / path).read_text().splitlines()[0]
+            else:
+                eye.click()
+                if name.endswith(".png"):
+                    img = browser.find_element(By.CSS_SELECTOR, f"img[src*='filename={name}']")
+                    deadline = time.time() + 10
+                    while browser.execute_script("return arguments[0].naturalWidth", img) == 0:
+                        assert time.time() < deadline, f"{name} did not render"
+                        time.sleep(0.2)
+                    assert img.is_displayed()
+                else:
+                    browser.switch_to.frame(browser.find_element(By.TAG_NAME, "iframe"))
+                    headers = [th.text for th in browser.find_elements(By.CSS_SELECTOR, "table th")]
+                    rows = browser.find_elements(By.CSS_SELECTOR, "table tbody tr")
+                    browser.switch_to.default_content()
+                    expected = "pearson" if name == "agreement.html" else "extra_urllib"
+                    assert expected in headers and len(rows) >= 4, (name, headers)
+            _open_category(browser, url, category)
+            _row(browser, path).find_element(By.CSS_SELECTOR, "a[iconname='information-circle']").click()
+            body = " ".join(browser.find_element(By.TAG_NAME, "body").text.split())
+            assert _first_line(CAPTIONS[name]).replace("``", "") in body, name
