@@ -7,7 +7,7 @@ SOURCES := $(VENV)/demo-sources
 # jobs call `python`: make it the environment's
 RUN := PATH=$(BIN):$$PATH
 
-.PHONY: setup sources demo test clean
+.PHONY: setup sources demo test bench clean
 
 setup: $(VENV)/.installed
 
@@ -29,6 +29,10 @@ demo: setup sources
 
 test: setup
 	$(RUN) python -m pytest -q tests
+
+# memory and time of the streamed merge against loading every model (prints numbers)
+bench: setup
+	$(RUN) python bench/merge_memory.py
 
 clean:
 	rm -rf results/demo_corpus results/corpus results/tokenizer results/models results/scores \

@@ -11,8 +11,6 @@ from shardmix import config as shardmix_config
 from shardmix import mixtures as shardmix_mixtures
 from shardmix.naming import mixture_name, model_id
 
-# Scripts import the package from the repository, wherever the job runs.
-shell.prefix("export PYTHONPATH=" + workflow.basedir + ":${{PYTHONPATH:-}}; ")
 
 try:
     CFG = shardmix_config.validate(config, source=", ".join(map(str, workflow.configfiles)) or "config")
@@ -46,7 +44,11 @@ SCORES = f"{R}/scores"
 TOKENIZER = shardmix_config.tokenizer_dir(CFG, R)
 SEED_MODEL = f"{MODELS}/seed" if CFG["model"]["source"] == "pretrain" else CFG["model"]["path"]
 GPU = CFG["runtime"]["gpus_per_job"]
-DEVICE = CFG["runtime"]["device"]
+
+# Scripts import the package from the repository, wherever the job runs. Where a job runs
+# (device, threads) is passed outside `params`, so moving a finished run to a GPU or a cluster
+# does not count as a change of parameters and retrains nothing.
+shell.prefix(f"export PYTHONPATH={workflow.basedir}:${{{{PYTHONPATH:-}}}} SHARDMIX_DEVICE={CFG['runtime']['device']}; ")
 
 
 def args(**kwargs):

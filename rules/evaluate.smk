@@ -25,11 +25,11 @@ rule evaluate_batch:
         eval_set="[^/]+",
         batch="[^/]+",
     params:
-        args=lambda wc, output, threads: args(
+        args=lambda wc, output: args(
             models=batches()[wc.batch], eval_set=wc.eval_set, eval_tokens=eval_set_tokens(wc.eval_set),
             tokenizer=TOKENIZER, max_tokens=CFG["evaluation"]["max_tokens"],
             min_tokens=CFG["evaluation"]["min_tokens"], batch_windows=CFG["evaluation"]["batch_windows"],
-            device=DEVICE, threads=threads, out=output[0]),
+            context=CFG["model"]["context"], out=output[0]),
     threads: CFG["runtime"]["eval_threads"]
     resources:
         gpu=GPU,
@@ -40,4 +40,4 @@ rule evaluate_batch:
     benchmark:
         "benchmarks/evaluate/{eval_set}/{batch}.tsv"
     shell:
-        "python workflow_scripts/evaluate_batch.py {params.args:q} > {log} 2>&1"
+        "python workflow_scripts/evaluate_batch.py {params.args:q} {threads} > {log} 2>&1"

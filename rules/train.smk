@@ -9,10 +9,10 @@ if CFG["model"]["source"] == "pretrain":
         output:
             directory(SEED_MODEL),
         params:
-            args=lambda wc, threads: args(
+            args=args(
                 tokenizer=TOKENIZER, seed_tokens=f"{CORPUS}/tokens/seed.npy", out=SEED_MODEL,
                 architecture={k: v for k, v in CFG["model"].items() if k not in ("source", "path")},
-                training=CFG["seed_training"], device=DEVICE, threads=threads),
+                training=CFG["seed_training"]),
         threads: CFG["runtime"]["seed_threads"]
         resources:
             gpu=GPU,
@@ -21,7 +21,7 @@ if CFG["model"]["source"] == "pretrain":
         log:
             "logs/seed_model.log",
         shell:
-            "python workflow_scripts/train_seed.py {params.args:q} > {log} 2>&1"
+            "python workflow_scripts/train_seed.py {params.args:q} {threads} > {log} 2>&1"
 
 
 rule train_shard:
@@ -31,9 +31,9 @@ rule train_shard:
     output:
         directory(f"{MODELS}/shards/{{shard}}"),
     params:
-        args=lambda wc, output, threads: args(
+        args=lambda wc, output: args(
             seed=SEED_MODEL, sources=[train_tokens(wc.shard)], training=CFG["shard_training"],
-            out=output[0], label=wc.shard, device=DEVICE, threads=threads),
+            context=CFG["model"]["context"], out=output[0], label=wc.shard),
     threads: CFG["runtime"]["train_threads"]
     resources:
         gpu=GPU,
@@ -42,4 +42,4 @@ rule train_shard:
     log:
         "logs/train_shard/{shard}.log",
     shell:
-        "python workflow_scripts/continue_pretraining.py {params.args:q} > {log} 2>&1"
+        "python workflow_scripts/continue_pretraining.py {params.args:q} {threads} > {log} 2>&1"

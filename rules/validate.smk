@@ -11,10 +11,10 @@ rule train_full:
         mixture="[^/]+",
     params:
         # the shuffled union of the shards, each with the shard models' token budget
-        args=lambda wc, output, threads: args(
+        args=lambda wc, output: args(
             seed=SEED_MODEL, sources=[train_tokens(s) for s in wc.mixture.split("+")],
-            training=CFG["shard_training"], out=output[0], label=f"full/{wc.mixture}",
-            device=DEVICE, threads=threads),
+            training=CFG["shard_training"], context=CFG["model"]["context"], out=output[0],
+            label=f"full/{wc.mixture}"),
     threads: CFG["runtime"]["train_threads"]
     resources:
         gpu=GPU,
@@ -23,7 +23,7 @@ rule train_full:
     log:
         "logs/train_full/{mixture}.log",
     shell:
-        "python workflow_scripts/continue_pretraining.py {params.args:q} > {log} 2>&1"
+        "python workflow_scripts/continue_pretraining.py {params.args:q} {threads} > {log} 2>&1"
 
 
 rule agreement:

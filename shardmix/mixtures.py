@@ -33,14 +33,18 @@ def candidate_mixtures(shards: list[str], spec: dict) -> list[tuple[str, ...]]:
             for combo in combinations(sorted(shards), size):
                 if _uniform(sample["seed"], mixture_name(combo)) < sample["fraction"]:
                     chosen.add(combo)
+    chosen.update(_explicit(spec.get("explicit", []), shards, "mixtures.explicit"))
+    return sorted(chosen, key=lambda m: (len(m), m))
+
+
+def _explicit(lists: list[list[str]], shards: list[str], key: str) -> list[tuple[str, ...]]:
     known = set(shards)
-    for i, members in enumerate(spec.get("explicit", [])):
+    for i, members in enumerate(lists):
         missing = [m for m in members if m not in known]
         if missing:
-            raise MixtureError(f"mixtures.explicit[{i}] names shard {missing[0]!r}, which is not in this run "
+            raise MixtureError(f"{key}[{i}] names shard {missing[0]!r}, which is not in this run "
                                f"(shards: {', '.join(shards)})")
-        chosen.add(tuple(sorted(members)))
-    return sorted(chosen, key=lambda m: (len(m), m))
+    return [tuple(sorted(members)) for members in lists]
 
 
 def validation_mixtures(shards: list[str], scored: list[tuple[str, ...]], spec: dict) -> list[tuple[str, ...]]:
@@ -49,14 +53,7 @@ def validation_mixtures(shards: list[str], scored: list[tuple[str, ...]], spec: 
     The sample takes the `count` mixtures with the lowest seeded draw, so it is a fixed
     function of the candidates, whatever order they come in.
     """
-    chosen = set()
-    known = set(shards)
-    for i, members in enumerate(spec.get("explicit", [])):
-        missing = [m for m in members if m not in known]
-        if missing:
-            raise MixtureError(f"validation.explicit[{i}] names shard {missing[0]!r}, which is not in this run "
-                               f"(shards: {', '.join(shards)})")
-        chosen.add(tuple(sorted(members)))
+    chosen = set(_explicit(spec.get("explicit", []), shards, "validation.explicit"))
     sample = spec.get("random")
     if sample:
         pool = [m for m in scored if len(m) in sample["sizes"]]

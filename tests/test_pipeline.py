@@ -151,3 +151,32 @@ def test_agreement_tables(pipeline):
     assert agree.loc["json", "mean_ratio"] == pytest.approx(np.mean(ratios), abs=1e-3)
     for name in ("scatter.png", "cost.png"):
         assert (pipeline / "results/validation" / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_moving_a_finished_run_to_other_hardware_retrains_nothing(pipeline, tmp_path, data_dir):
+    work = tmp_path / "moved"
+    shutil.copytree(pipeline, work, symlinks=True)
+    config = tiny_config(data_dir)
+    config["runtime"] = {"device": "cpu", "gpus_per_job": 1, "seed_threads": 1, "train_threads": 2, "eval_threads": 2}
+    write_config(work, config)
+    proc = snakemake(work, "--dry-run")
+    assert "Nothing to be done" in proc.stdout + proc.stderr, proc.stdout[-3000:]
+
+
+def test_seed_from_a_local_hugging_face_checkpoint(pipeline, tmp_path, data_dir):
+    checkpoint = tmp_path / "my-causal-lm"
+    shutil.copytree(pipeline / "results/models/seed", checkpoint)
+    work = copy_project(tmp_path / "p")
+    config = tiny_config(data_dir)
+    config.update(model={"source": "pretrained", "path": str(checkpoint), "context": 32},
+                  tokenizer={"source": "pretrained"}, mixtures={"max_size": 2}, eval_sets=[])
+    config["sharding"]["include"] = ["json", "email"]
+    del config["validation"], config["seed_training"]
+    write_config(work, config)
+    snakemake(work)
+    assert not (work / "results/models/seed").exists() and not (work / "results/tokenizer").exists()
+    table = pd.read_csv(work / "results/scores.csv", keep_default_na=False)
+    assert sorted(table["model"].unique()) == ["merged/email+json", "seed", "shard/email", "shard/json"]
+    original = pd.read_csv(pipeline / "results/scores.csv", keep_default_na=False).set_index(["model", "eval_set"])
+    for row in table[table["kind"] == "seed"].itertuples():
+        assert row.ppl == pytest.approx(original.loc[("seed", row.eval_set), "ppl"], rel=1e-6)

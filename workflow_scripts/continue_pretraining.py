@@ -6,15 +6,15 @@ from pathlib import Path
 
 from shardmix import model as models
 from shardmix import tokenizer, tokens, training
-from shardmix.jobs import job_args, write_json
+from shardmix.jobs import job_args, job_device, write_json
 
 args = job_args()
 tok = tokenizer.load(args["seed"])
-device = models.pick_device(args["device"])
+device = job_device()
 lm = models.load_causal_lm(args["seed"])
 sources = [tokens.load(p) for p in args["sources"]]
 budget = args["training"]["tokens"]
-context = models.context_length(lm)
+context = min(args["context"], models.context_length(lm))
 print(f"continue pretraining {args['seed']} on {len(sources)} source(s), {budget} tokens each, on {device}")
 log = training.train(lm, sources, [budget] * len(sources), args["training"], context, device, label=args["label"])
 log["sources"] = args["sources"]

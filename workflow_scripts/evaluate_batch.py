@@ -10,12 +10,12 @@ import time
 from shardmix import merge, perplexity, tokens
 from shardmix import model as models
 from shardmix import tokenizer
-from shardmix.jobs import fail, job_args
+from shardmix.jobs import fail, job_args, job_device
 
 FIELDS = ["model", "kind", "shards", "eval_set", "tokens", "bytes", "nll", "ppl", "bpb"]
 
 args = job_args()
-device = models.pick_device(args["device"])
+device = job_device()
 ids = tokens.load(args["eval_tokens"])
 if args["max_tokens"]:
     ids = ids[:args["max_tokens"]]
@@ -24,7 +24,7 @@ if len(ids) < args["min_tokens"]:
          f"({args['min_tokens']}); give it more text or lower the minimum")
 byte_lengths = tokenizer.token_byte_lengths(tokenizer.load(args["tokenizer"]))
 lm = models.skeleton(args["models"][0]["dirs"][0]).to(device)
-context = models.context_length(lm)
+context = min(args["context"], models.context_length(lm))
 rows, start = [], time.perf_counter()
 for i, entry in enumerate(args["models"], 1):
     try:

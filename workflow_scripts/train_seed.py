@@ -3,14 +3,14 @@ from pathlib import Path
 
 from shardmix import model as models
 from shardmix import tokenizer, tokens, training
-from shardmix.jobs import job_args, write_json
+from shardmix.jobs import job_args, job_device, write_json
 
 args = job_args()
 tok = tokenizer.load(args["tokenizer"])
 seed_data = tokens.load(args["seed_tokens"])
 cfg = args["training"]
 budget = cfg["tokens"] or len(seed_data)
-device = models.pick_device(args["device"])
+device = job_device()
 lm = models.build_llama(args["architecture"], tok)
 print(f"seed model: {sum(p.numel() for p in lm.parameters())} parameters, {len(seed_data)} seed tokens, "
       f"budget {budget} tokens on {device}")
