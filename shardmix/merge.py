@@ -1,20 +1,35 @@
 """Uniform parameter averaging of models, streamed one tensor at a time.
 
 Memory stays at one target model plus one tensor per input model, whatever the
-number of models merged, because tensors are read lazily from safetensors files.
+number of models merged: tensors are read one by one from the safetensors files.
 """
 
 from __future__ import annotations
 
 import json
+import struct
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 
 
 class MergeError(ValueError):
     """Models that cannot be averaged (different tensors or shapes)."""
+
+
+# safetensors dtype names -> torch dtypes
+DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+          "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+          "BOOL": torch.bool}
+
+
+def _header(path: Path) -> tuple[dict, int]:
+    """The safetensors JSON header (tensor name -> dtype, shape, offsets) and where data starts."""
+    with open(path, "rb") as f:
+        size = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(size))
+    header.pop("__metadata__", None)
+    return header, 8 + size
 
 
 def tensor_files(model_dir: str | Path) -> dict[str, Path]:
@@ -27,23 +42,33 @@ def tensor_files(model_dir: str | Path) -> dict[str, Path]:
     single = model_dir / "model.safetensors"
     if not single.exists():
         raise MergeError(f"{model_dir}: no model.safetensors (shardmix merges safetensors checkpoints)")
-    with safe_open(str(single), "pt") as f:
-        return {name: single for name in f.keys()}
+    return {name: single for name in _header(single)[0]}
 
 
 class _Reader:
-    """Lazy tensor access across the files of one checkpoint."""
+    """Reads one tensor at a time with plain file reads. Memory-mapping the files instead
+    would leave every page read so far mapped, so k models would sit in memory after all."""
 
     def __init__(self, model_dir):
         self.model_dir = Path(model_dir)
         self.files = tensor_files(model_dir)
-        self._open = {}
+        self._headers = {}
 
     def get(self, name: str) -> torch.Tensor:
         path = self.files[name]
-        if path not in self._open:
-            self._open[path] = safe_open(str(path), "pt")
-        return self._open[path].get_tensor(name)
+        if path not in self._headers:
+            self._headers[path] = _header(path)
+        header, data_start = self._headers[path]
+        info = header[name]
+        begin, end = info["data_offsets"]
+        dtype = DTYPES[info["dtype"]]
+        if end == begin:
+            return torch.empty(info["shape"], dtype=dtype)
+        buffer = bytearray(end - begin)
+        with open(path, "rb") as f:
+            f.seek(data_start + begin)
+            f.readinto(buffer)
+        return torch.frombuffer(buffer, dtype=dtype).reshape(info["shape"])
 
 
 def average_into(model: torch.nn.Module, model_dirs: list) -> torch.nn.Module:
