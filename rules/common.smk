@@ -19,6 +19,12 @@ except shardmix_config.ConfigError as e:
 
 R = "results"
 DEMO_CORPUS = f"{R}/demo_corpus"
+CORPUS = f"{R}/corpus"
+MODELS = f"{R}/models"
+SCORES = f"{R}/scores"
+TOKENIZER = shardmix_config.tokenizer_dir(CFG, R)
+SEED_MODEL = f"{MODELS}/seed" if CFG["model"]["source"] == "pretrain" else CFG["model"]["path"]
+GPU = CFG["runtime"]["gpus_per_job"]
 
 
 def _check_paths():
@@ -38,12 +44,6 @@ def _check_paths():
 
 
 _check_paths()
-CORPUS = f"{R}/corpus"
-MODELS = f"{R}/models"
-SCORES = f"{R}/scores"
-TOKENIZER = shardmix_config.tokenizer_dir(CFG, R)
-SEED_MODEL = f"{MODELS}/seed" if CFG["model"]["source"] == "pretrain" else CFG["model"]["path"]
-GPU = CFG["runtime"]["gpus_per_job"]
 
 # Scripts import the package from the repository, wherever the job runs. Where a job runs
 # (device, threads) is passed outside `params`, so moving a finished run to a GPU or a cluster
@@ -69,13 +69,14 @@ def train_tokens(shard):
 
 
 @lru_cache
-def _manifest(path):
+def _manifest(path, mtime):
     with open(path) as f:
         return json.load(f)
 
 
 def manifest():
-    return _manifest(checkpoints.split_corpus.get().output.manifest)
+    path = checkpoints.split_corpus.get().output.manifest
+    return _manifest(path, os.path.getmtime(path))  # a re-split within one run is read afresh
 
 
 def shards():
@@ -89,6 +90,9 @@ def shards():
                             f"(shards: {', '.join(sorted(available))})")
     budget = CFG["shard_training"]["tokens"]
     context = CFG["model"]["context"]
+    if CFG["model"]["source"] == "pretrain" and manifest()["seed_tokens"] <= context:
+        raise WorkflowError(f"sharding.seed_fraction leaves {manifest()['seed_tokens']} seed tokens, too little "
+                            "text to pretrain the seed model")
     for n in names:
         info = available[n]
         if info["train_tokens"] < budget + 1 or info["train_tokens"] <= context:
@@ -133,8 +137,8 @@ def _plan(shard_tuple):
     scored = sorted(set(candidates) | set(validated), key=lambda m: (len(m), m))
     plan = {"seed": [_entry("seed", (), [SEED_MODEL])]}
     for batch, members in shardmix_mixtures.batches(order, scored, size).items():
-        plan.update({batch: [_entry("shard" if len(m) == 1 else "merged", m, [shard_model(s) for s in m])
-                             for m in members]})
+        plan[batch] = [_entry("shard" if len(m) == 1 else "merged", m, [shard_model(s) for s in m])
+                       for m in members]
     # '@' cannot occur in a shard name, so these ids never clash with the batches above
     for batch, members in shardmix_mixtures.batches(order, validated, size, prefix="full@", singles=False).items():
         plan[batch] = [_entry("full", m, [full_model(m)]) for m in members]

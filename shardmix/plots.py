@@ -42,7 +42,7 @@ def heatmap(table: pd.DataFrame, out: str) -> None:
     fig.colorbar(im, ax=ax, label="log2(ppl / seed ppl)  (blue = better than seed)")
     shown = "" if len(order) == len(meta) else f" (best {len(order)} of {len(meta)})"
     ax.set_title(f"Perplexity of every model on every eval set{shown}\n"
-                 "cell text: ppl; s = shard model, m = merged mixture", fontsize=9)
+                 "cell text: ppl; s = shard model, m = merged mixture, f = trained on the mixture", fontsize=9)
     fig.tight_layout()
     fig.savefig(out, dpi=120, bbox_inches="tight")
     plt.close(fig)
