@@ -9,7 +9,7 @@ from snakemake.exceptions import WorkflowError
 sys.path.insert(0, workflow.basedir)
 from shardmix import config as shardmix_config
 from shardmix import mixtures as shardmix_mixtures
-from shardmix.naming import mixture_name, model_id
+from shardmix.naming import SEP, mixture_name, model_id
 
 
 try:
@@ -68,20 +68,17 @@ def train_tokens(shard):
     return f"{CORPUS}/tokens/{shard}.train.npy"
 
 
-@lru_cache
-def _manifest(path, mtime):
-    with open(path) as f:
-        return json.load(f)
-
-
-def manifest():
-    path = checkpoints.split_corpus.get().output.manifest
-    return _manifest(path, os.path.getmtime(path))  # a re-split within one run is read afresh
-
-
 def shards():
     """Shards of this run, in the order they were added (sharding.include), checked for size."""
-    available = manifest()["shards"]
+    path = checkpoints.split_corpus.get().output.manifest
+    return list(_checked_shards(path, os.path.getmtime(path)))
+
+
+@lru_cache  # every job's input function asks: read and check each version (mtime) of the manifest once
+def _checked_shards(path, mtime):
+    with open(path) as f:
+        manifest = json.load(f)
+    available = manifest["shards"]
     wanted = CFG["sharding"]["include"]
     names = list(wanted) if wanted else sorted(available)
     missing = [n for n in names if n not in available]
@@ -90,8 +87,8 @@ def shards():
                             f"(shards: {', '.join(sorted(available))})")
     budget = CFG["shard_training"]["tokens"]
     context = CFG["model"]["context"]
-    if CFG["model"]["source"] == "pretrain" and manifest()["seed_tokens"] <= context:
-        raise WorkflowError(f"sharding.seed_fraction leaves {manifest()['seed_tokens']} seed tokens, too little "
+    if CFG["model"]["source"] == "pretrain" and manifest["seed_tokens"] <= context:
+        raise WorkflowError(f"sharding.seed_fraction leaves {manifest['seed_tokens']} seed tokens, too little "
                             "text to pretrain the seed model")
     for n in names:
         info = available[n]
@@ -104,7 +101,7 @@ def shards():
                 f"shard '{n}' has {info['heldout_tokens']} held-out tokens, too little text to evaluate "
                 f"(evaluation.min_tokens = {CFG['evaluation']['min_tokens']}); raise "
                 "sharding.heldout_fraction or leave the shard out with sharding.include")
-    return names
+    return tuple(names)
 
 
 def eval_sets():

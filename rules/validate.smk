@@ -12,7 +12,7 @@ rule train_full:
     params:
         # the shuffled union of the shards, each with the shard models' token budget
         args=lambda wc, output: args(
-            seed=SEED_MODEL, sources=[train_tokens(s) for s in wc.mixture.split("+")],
+            seed=SEED_MODEL, sources=[train_tokens(s) for s in wc.mixture.split(SEP)],
             training=CFG["shard_training"], context=CFG["model"]["context"], out=output[0],
             label=f"full/{wc.mixture}"),
     threads: CFG["runtime"]["train_threads"]

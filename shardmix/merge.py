@@ -32,17 +32,15 @@ def _header(path: Path) -> tuple[dict, int]:
     return header, 8 + size
 
 
-def tensor_files(model_dir: str | Path) -> dict[str, Path]:
-    """Which safetensors file holds each tensor (handles sharded checkpoints)."""
-    model_dir = Path(model_dir)
+def _checkpoint_files(model_dir: Path) -> list[Path]:
+    """The safetensors files of a checkpoint (one, or the shards its index names)."""
     index = model_dir / "model.safetensors.index.json"
     if index.exists():
-        weight_map = json.loads(index.read_text())["weight_map"]
-        return {name: model_dir / fname for name, fname in weight_map.items()}
+        return sorted({model_dir / f for f in json.loads(index.read_text())["weight_map"].values()})
     single = model_dir / "model.safetensors"
     if not single.exists():
         raise MergeError(f"{model_dir}: no model.safetensors (shardmix merges safetensors checkpoints)")
-    return {name: single for name in _header(single)[0]}
+    return [single]
 
 
 class _Reader:
@@ -51,24 +49,28 @@ class _Reader:
 
     def __init__(self, model_dir):
         self.model_dir = Path(model_dir)
-        self.files = tensor_files(model_dir)
-        self._headers = {}
+        self.tensors = {}  # name -> (open file, dtype/shape/offsets, where data starts)
+        self._handles = []
+        for path in _checkpoint_files(self.model_dir):
+            header, data_start = _header(path)
+            handle = open(path, "rb")
+            self._handles.append(handle)
+            self.tensors.update({name: (handle, info, data_start) for name, info in header.items()})
 
     def get(self, name: str) -> torch.Tensor:
-        path = self.files[name]
-        if path not in self._headers:
-            self._headers[path] = _header(path)
-        header, data_start = self._headers[path]
-        info = header[name]
+        handle, info, data_start = self.tensors[name]
         begin, end = info["data_offsets"]
         dtype = DTYPES[info["dtype"]]
         if end == begin:
             return torch.empty(info["shape"], dtype=dtype)
         buffer = bytearray(end - begin)
-        with open(path, "rb") as f:
-            f.seek(data_start + begin)
-            f.readinto(buffer)
+        handle.seek(data_start + begin)
+        handle.readinto(buffer)
         return torch.frombuffer(buffer, dtype=dtype).reshape(info["shape"])
+
+    def close(self) -> None:
+        for handle in self._handles:
+            handle.close()
 
 
 def average_into(model: torch.nn.Module, model_dirs: list) -> torch.nn.Module:
@@ -76,10 +78,19 @@ def average_into(model: torch.nn.Module, model_dirs: list) -> torch.nn.Module:
     if not model_dirs:
         raise MergeError("nothing to merge")
     readers = [_Reader(d) for d in model_dirs]
-    names = set(readers[0].files)
+    try:
+        _average(model, readers)
+    finally:
+        for r in readers:
+            r.close()
+    return model
+
+
+def _average(model: torch.nn.Module, readers: list[_Reader]) -> None:
+    names = set(readers[0].tensors)
     for r in readers[1:]:
-        if set(r.files) != names:
-            diff = sorted(names ^ set(r.files))[:3]
+        if set(r.tensors) != names:
+            diff = sorted(names ^ set(r.tensors))[:3]
             raise MergeError(f"{r.model_dir} and {readers[0].model_dir} hold different tensors "
                              f"(e.g. {', '.join(diff)}); only models of one architecture can be merged")
     target = model.state_dict()
@@ -96,4 +107,3 @@ def average_into(model: torch.nn.Module, model_dirs: list) -> torch.nn.Module:
                                      f"{tuple(target[name].shape)}; models of different shapes cannot be merged")
                 acc = t.to(torch.float32) if acc is None else acc.add_(t.to(torch.float32))
             target[name].copy_(acc.div_(len(readers)))
-    return model
