@@ -59,6 +59,42 @@ def _row(browser, path):
     return browser.find_element(By.XPATH, f"//tr[td[normalize-space(text())='{path}']]")
 
 
+def _settled(read, ok, timeout=10.0):
+    """What `read()` gives once `ok` holds for it (or at the timeout): the page renders asynchronously."""
+    deadline = time.time() + timeout
+    value = read()
+    while not ok(value) and time.time() < deadline:
+        time.sleep(0.2)
+        value = read()
+    return value
+
+
+def _click_until(browser, element, ready, tries=3):
+    """Click until `ready()` is truthy. A click that lands before the report's script has bound
+    its handler follows the plain link instead (a new window); close that and click again."""
+    main = browser.current_window_handle
+    browser.implicitly_wait(0)
+    try:
+        for _ in range(tries):
+            element.click()
+            for handle in set(browser.window_handles) - {main}:
+                browser.switch_to.window(handle)
+                browser.close()
+            browser.switch_to.window(main)
+            result = _settled(ready, bool, timeout=4)
+            if result:
+                return result
+        return result
+    finally:
+        browser.implicitly_wait(10)
+
+
+def _page_text(browser):
+    from selenium.webdriver.common.by import By
+
+    return " ".join(browser.find_element(By.TAG_NAME, "body").text.split())
+
+
 def _first_line(caption_file):
     return " ".join((ROOT / "report" / caption_file).read_text().split())[:60]
 
@@ -77,22 +113,23 @@ def test_report_shows_every_table_and_plot_with_its_caption(pipeline, browser):
                 header = base64.b64decode(eye.get_attribute("href").split("base64,", 1)[1]).decode()
                 assert header.splitlines()[0] == (pipeline / path).read_text().splitlines()[0]
             else:
-                eye.click()
+                selector = f"img[src*='filename={name}']" if name.endswith(".png") else "iframe"
+                shown = _click_until(browser, eye, lambda: browser.find_elements(By.CSS_SELECTOR, selector))
+                assert shown, f"{name} is not shown"
                 if name.endswith(".png"):
-                    img = browser.find_element(By.CSS_SELECTOR, f"img[src*='filename={name}']")
-                    deadline = time.time() + 10
-                    while browser.execute_script("return arguments[0].naturalWidth", img) == 0:
-                        assert time.time() < deadline, f"{name} did not render"
-                        time.sleep(0.2)
-                    assert img.is_displayed()
+                    img = shown[0]
+                    width = _settled(lambda: browser.execute_script("return arguments[0].naturalWidth", img),
+                                     lambda w: w > 0)
+                    assert width > 0 and img.is_displayed(), f"{name} did not render"
                 else:
-                    browser.switch_to.frame(browser.find_element(By.TAG_NAME, "iframe"))
-                    headers = [th.text for th in browser.find_elements(By.CSS_SELECTOR, "table th")]
+                    expected = "pearson" if name == "agreement.html" else "extra_urllib"
+                    browser.switch_to.frame(shown[0])
+                    headers = _settled(lambda: [th.text for th in browser.find_elements(By.CSS_SELECTOR, "table th")],
+                                       lambda found: expected in found)
                     rows = browser.find_elements(By.CSS_SELECTOR, "table tbody tr")
                     browser.switch_to.default_content()
-                    expected = "pearson" if name == "agreement.html" else "extra_urllib"
                     assert expected in headers and len(rows) >= 4, (name, headers)
             _open_category(browser, url, category)
-            _row(browser, path).find_element(By.CSS_SELECTOR, "a[iconname='information-circle']").click()
-            body = " ".join(browser.find_element(By.TAG_NAME, "body").text.split())
-            assert _first_line(CAPTIONS[name]).replace("``", "") in body, name
+            info = _row(browser, path).find_element(By.CSS_SELECTOR, "a[iconname='information-circle']")
+            caption = _first_line(CAPTIONS[name]).replace("``", "")
+            assert _click_until(browser, info, lambda: caption in _page_text(browser)), name
