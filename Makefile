@@ -1,13 +1,14 @@
 # Two commands a person needs: `make demo` and `make test`. Both set up .venv first.
+# Your own config: `make run CONFIG=my.yaml` (runs it, then writes its report).
 PYTHON ?= python3
 CORES ?= 2
+CONFIG ?=
 VENV := .venv
 BIN := $(abspath $(VENV))/bin
 SOURCES := $(VENV)/demo-sources
-# jobs call `python`: make it the environment's
-RUN := PATH=$(BIN):$$PATH
+SNAKEMAKE := $(BIN)/snakemake
 
-.PHONY: setup sources demo test bench clean
+.PHONY: setup sources demo run test bench slurm-cluster clean
 
 setup: $(VENV)/.installed
 
@@ -24,17 +25,27 @@ $(SOURCES)/.downloaded: $(VENV)/.installed
 	touch $@
 
 demo: setup sources
-	$(RUN) snakemake --cores $(CORES)
-	$(RUN) snakemake --report results/report.html
+	$(SNAKEMAKE) --cores $(CORES)
+	$(SNAKEMAKE) --report results/report.html
+
+# a config of your own, with nothing of the demo's config.yaml merged in
+run: setup
+	@test -n "$(CONFIG)" || { echo "usage: make run CONFIG=my.yaml [CORES=8]" >&2; exit 2; }
+	$(SNAKEMAKE) --cores $(CORES) --configfile $(CONFIG)
+	$(SNAKEMAKE) --report results/report.html --configfile $(CONFIG)
 
 test: setup
-	$(RUN) python -m pytest -q tests
+	$(BIN)/python -m pytest -q tests
 
 # memory and time of the streamed merge against loading every model (prints numbers)
 bench: setup
-	$(RUN) python bench/merge_memory.py
+	$(BIN)/python bench/merge_memory.py
+
+# a single-node SLURM cluster on loopback for tests/test_slurm.py (root; Debian slurm-wlm, munge)
+slurm-cluster:
+	.ci/slurm-cluster start
 
 clean:
 	rm -rf results/demo_corpus results/corpus results/tokenizer results/models results/scores \
 		results/eval_sets results/plots results/validation results/scores.* results/report.html \
-		logs benchmarks .snakemake
+		results/run_config.json logs benchmarks .snakemake

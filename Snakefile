@@ -1,12 +1,17 @@
 # shardmix: score data mixtures by merging per-shard continued-pretraining models.
-# Flow: corpus -> tokenizer -> shards (train / held-out / seed parts) -> seed model
+# Flow: corpus sources -> tokenizer -> shards (train / held-out / seed parts) -> seed model
 #       -> one model per shard -> merged mixtures scored by perplexity -> table and plots.
 from snakemake.utils import min_version
 
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# The demo's config, unless the command line names one: then that file is the whole config
+# (`--configfile my.yaml` never inherits the demo's shards, eval sets or validation sample).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
+
 
 
 report: "report/workflow.rst"
@@ -18,6 +23,17 @@ include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/results.smk"
 include: "rules/validate.smk"
+
+
+# records of choices and small tables: on a cluster, not worth a job of their own
+localrules:
+    record_foundation,
+    record_validation_sample,
+    shard_sizes,
+
+
+onsuccess:
+    record_run()
 
 
 rule all:

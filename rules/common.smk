@@ -8,6 +8,7 @@ from snakemake.exceptions import WorkflowError
 
 sys.path.insert(0, workflow.basedir)
 from shardmix import config as shardmix_config
+from shardmix import corpus as shardmix_corpus
 from shardmix import mixtures as shardmix_mixtures
 from shardmix.naming import SEP, mixture_name, model_id
 
@@ -22,33 +23,79 @@ DEMO_CORPUS = f"{R}/demo_corpus"
 CORPUS = f"{R}/corpus"
 MODELS = f"{R}/models"
 SCORES = f"{R}/scores"
-TOKENIZER = shardmix_config.tokenizer_dir(CFG, R)
-SEED_MODEL = f"{MODELS}/seed" if CFG["model"]["source"] == "pretrain" else CFG["model"]["path"]
+FOUNDATION_RECORD = f"{CORPUS}/foundation.json"
+VALIDATION_SAMPLE = f"{R}/validation/sample.json"
+SOURCES = {s["name"]: s for s in CFG["sources"]}
 GPU = CFG["runtime"]["gpus_per_job"]
+# settings that change how a job runs or what it logs, never its result: kept out of params
+NOT_RESULT_BEARING = ("checkpoint_every", "log_every")
+
+
+def _pretrained_model():
+    """model.source pretrained: the checked checkpoint, and whether it must be converted to safetensors."""
+    from shardmix.model import ModelError, check_pretrained
+
+    try:
+        return check_pretrained(CFG["model"]["path"], shardmix_config.tokenizer_dir(CFG, R))
+    except ModelError as e:
+        raise WorkflowError(f"model.path: {e}")
+
+
+PRETRAINED = _pretrained_model() if CFG["model"]["source"] == "pretrained" else None
+TOKENIZER = shardmix_config.tokenizer_dir(CFG, R)
+SEED_MODEL = CFG["model"]["path"] if PRETRAINED and not PRETRAINED["convert"] else f"{MODELS}/seed"
+if PRETRAINED and PRETRAINED["convert"] and CFG["tokenizer"]["path"] is None:
+    TOKENIZER = SEED_MODEL  # the converted checkpoint carries the model's tokenizer
 
 
 def _check_paths():
     """Name a missing input by its config key now, rather than as a rule's missing file later."""
-    paths = [("corpus.path", CFG["corpus"]["path"])]
+    # a source already split needs its file no more
+    paths = [(f"{s['key']}.path", s["path"]) for s in CFG["sources"]
+             if not os.path.exists(f"{CORPUS}/{s['name']}/manifest.json")]
     paths += [(f"eval_sets[{i}].path", e["path"]) for i, e in enumerate(CFG["eval_sets"])]
-    for key, path in paths:
-        if not os.path.exists(path) and not path.startswith(DEMO_CORPUS + "/"):
-            raise WorkflowError(f"{key}: {path} does not exist")
-    if CFG["model"]["source"] == "pretrained":
-        from shardmix.model import ModelError, load_config
-
-        try:
-            load_config(CFG["model"]["path"])
-        except ModelError as e:
-            raise WorkflowError(f"model.path: {e}")
+    missing = [f"{key}: {path} does not exist" for key, path in paths
+               if not os.path.exists(path) and not path.startswith(DEMO_CORPUS + "/")]
+    if missing:
+        raise WorkflowError("\n".join(missing))
 
 
 _check_paths()
 
-# Scripts import the package from the repository, wherever the job runs. Where a job runs
-# (device, threads) is passed outside `params`, so moving a finished run to a GPU or a cluster
-# does not count as a change of parameters and retrains nothing.
-shell.prefix(f"export PYTHONPATH={workflow.basedir}:${{{{PYTHONPATH:-}}}} SHARDMIX_DEVICE={CFG['runtime']['device']}; ")
+# The config of the last finished run, so `snakemake --report` can refuse another one: a report
+# built from a config whose results do not exist would be empty and overwrite a good one.
+RUN_RECORD = f"{R}/run_config.json"
+
+
+def _result_config():
+    return json.loads(json.dumps({k: v for k, v in CFG.items() if k != "runtime"}))
+
+
+def record_run():
+    from shardmix import atomic
+
+    atomic.write_text(RUN_RECORD, json.dumps({"configfiles": [str(f) for f in workflow.configfiles],
+                                              "config": _result_config()}, indent=2))
+
+
+def _check_report_config():
+    if not any(a == "--report" or a.startswith("--report=") for a in sys.argv):
+        return
+    if not os.path.exists(RUN_RECORD):
+        raise WorkflowError(f"nothing to report: no finished run in {R}/ ({RUN_RECORD} is missing); run snakemake "
+                            "first, with the same --configfile")
+    run = _read_json(RUN_RECORD)
+    if run["config"] != _result_config():
+        raise WorkflowError(f"nothing to report for this config: {R}/ holds the results of a run with config "
+                            f"{', '.join(run['configfiles']) or '(none)'}; pass it: snakemake --report "
+                            f"{R}/report.html --configfile {' '.join(run['configfiles'])}")
+
+# Scripts import the package from the repository, wherever the job runs, with the Python that
+# runs Snakemake (the venv's, without the user editing PATH). Where a job runs (device, threads)
+# is passed outside `params`, so moving a finished run to a GPU or a cluster is not a change of
+# parameters and retrains nothing.
+shell.prefix(f"export SHARDMIX_HOME={workflow.basedir} PATH={os.path.dirname(sys.executable)}:$PATH "
+             f"PYTHONPATH={workflow.basedir}:${{{{PYTHONPATH:-}}}} SHARDMIX_DEVICE={CFG['runtime']['device']}; ")
 
 
 def args(**kwargs):
@@ -56,57 +103,147 @@ def args(**kwargs):
     return json.dumps(kwargs, sort_keys=True)
 
 
+def script(name):
+    return f'python "$SHARDMIX_HOME/workflow_scripts/{name}.py"'
+
+
+def training_settings(section):
+    return {k: v for k, v in CFG[section].items() if k not in NOT_RESULT_BEARING}
+
+
+def run_settings(section):
+    """A training section's settings that are not results, as the job's last argument. Rules
+    pass it as a derived param (a function taking `output`), which Snakemake never compares."""
+    return json.dumps({k: CFG[section][k] for k in NOT_RESULT_BEARING})
+
+
+def read_spec(name):
+    """What decides a source's documents. Its path is not part of it: a moved file with the same
+    bytes (checksum) is the same source."""
+    return {k: v for k, v in SOURCES[name].items() if k in ("name", "format", "text_field", "split", "encoding",
+                                                            "revision")}
+
+
+def split_spec(name):
+    """What decides a source's shards; `include` only picks among them, so it is left out."""
+    sharding = {k: v for k, v in SOURCES[name]["sharding"].items() if k != "include"}
+    return {**read_spec(name), "sharding": sharding}
+
+
+# --- sources: which ones built the tokenizer and the seed, and whether any changed since ---------
+
+
+def manifest(source):
+    return f"{CORPUS}/{source}/manifest.json"
+
+
+def _read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def _foundation():
+    """The sources the tokenizer and the seed are built from: `foundation` when set, else the
+    ones recorded when they were first built, else every source."""
+    if CFG["foundation"]:
+        return list(CFG["foundation"])
+    if os.path.exists(FOUNDATION_RECORD):
+        recorded = _read_json(FOUNDATION_RECORD)["sources"]
+        gone = [s for s in recorded if s not in SOURCES]
+        if gone:
+            raise WorkflowError(
+                f"{FOUNDATION_RECORD}: the tokenizer and seed were built from source(s) {', '.join(gone)}, which "
+                "`corpus` no longer lists. Put them back, or set `foundation` to the sources to rebuild "
+                "the tokenizer, the seed and every model from (on purpose).")
+        return recorded
+    return list(SOURCES)
+
+
+FOUNDATION = _foundation()
+_check_report_config()
+
+
+def _check_sources_unchanged():
+    """A source whose bytes changed after it was split would silently mix old and new results."""
+    changed = []
+    for name, spec in SOURCES.items():
+        path = manifest(name)
+        if not os.path.exists(path) or not os.path.exists(spec["path"]):
+            continue
+        recorded = _read_json(path)
+        if recorded.get("revision") != spec["revision"]:
+            continue  # re-split on purpose
+        if shardmix_corpus.fingerprint(spec["path"]) == recorded.get("fingerprint"):
+            continue
+        if shardmix_corpus.checksum(spec["path"]) != recorded.get("checksum"):
+            changed.append(f"  {spec['key']} ({spec['path']}): checksum {recorded.get('checksum', '?')[:12]} when "
+                           f"split, {shardmix_corpus.checksum(spec['path'])[:12]} now")
+    if changed:
+        raise WorkflowError(
+            "corpus source(s) changed after they were split; their shard models were trained on the old text:\n"
+            + "\n".join(changed) + "\nEither restore the file and add the new text as a new source (append it to "
+            "`corpus`: one split and one training per new shard), or rebuild on purpose: raise that source's "
+            "`revision` (re-splits it and retrains its shards; for a `foundation` source also the tokenizer, "
+            "the seed and every model).")
+
+
+_check_sources_unchanged()
+
+
+# --- shards: read from the split manifests ---------------------------------------------------------
+
+
+def shards():
+    """Shards of this run in the order they were added. Only `rule all` calls this: it waits for
+    every source's split (checkpoint); every other function reads the manifests directly, so a
+    job's inputs never list other sources' manifests and adding a source leaves them unchanged."""
+    for source in SOURCES:
+        checkpoints.split_source.get(source=source)
+    return list(shard_sources())
+
+
+def shard_sources():
+    """Shard -> source, in the order shards were added, checked for size."""
+    stamps = tuple((s, os.path.getmtime(manifest(s)) if os.path.exists(manifest(s)) else None) for s in SOURCES)
+    return _checked_shards(stamps)
+
+
+@lru_cache  # every job's input function asks: read and check each version (mtime) of the manifests once
+def _checked_shards(stamps):
+    from shardmix import sharding
+
+    manifests = {s: _read_json(manifest(s)) for s, mtime in stamps if mtime is not None}
+    missing = [s for s, mtime in stamps if mtime is None]
+    if missing:
+        raise WorkflowError(f"source(s) {', '.join(missing)} not split yet ({manifest(missing[0])} is missing)")
+    try:
+        order = sharding.check_shards(
+            {s: (SOURCES[s], m) for s, m in manifests.items()}, FOUNDATION, CFG["shard_training"]["tokens"],
+            CFG["model"]["context"], CFG["evaluation"]["min_tokens"], seed_needed=CFG["model"]["source"] == "pretrain")
+    except sharding.ShardSizeError as e:
+        raise WorkflowError(str(e))
+    return order
+
+
+def shard_source(shard):
+    return shard_sources()[shard]
+
+
 def shard_model(shard):
     return f"{MODELS}/shards/{shard}"
 
 
 def heldout_tokens(shard):
-    return f"{CORPUS}/tokens/{shard}.heldout.npy"
+    return f"{CORPUS}/{shard_source(shard)}/tokens/{shard}.heldout.npy"
 
 
 def train_tokens(shard):
-    return f"{CORPUS}/tokens/{shard}.train.npy"
-
-
-def shards():
-    """Shards of this run, in the order they were added (sharding.include), checked for size."""
-    path = checkpoints.split_corpus.get().output.manifest
-    return list(_checked_shards(path, os.path.getmtime(path)))
-
-
-@lru_cache  # every job's input function asks: read and check each version (mtime) of the manifest once
-def _checked_shards(path, mtime):
-    with open(path) as f:
-        manifest = json.load(f)
-    available = manifest["shards"]
-    wanted = CFG["sharding"]["include"]
-    names = list(wanted) if wanted else sorted(available)
-    missing = [n for n in names if n not in available]
-    if missing:
-        raise WorkflowError(f"sharding.include names shard '{missing[0]}', which the corpus does not have "
-                            f"(shards: {', '.join(sorted(available))})")
-    budget = CFG["shard_training"]["tokens"]
-    context = CFG["model"]["context"]
-    if CFG["model"]["source"] == "pretrain" and manifest["seed_tokens"] <= context:
-        raise WorkflowError(f"sharding.seed_fraction leaves {manifest['seed_tokens']} seed tokens, too little "
-                            "text to pretrain the seed model")
-    for n in names:
-        info = available[n]
-        if info["train_tokens"] < budget + 1 or info["train_tokens"] <= context:
-            raise WorkflowError(
-                f"shard '{n}' has {info['train_tokens']} training tokens, too little text to train for "
-                f"shard_training.tokens = {budget}; lower it, or leave the shard out with sharding.include")
-        if info["heldout_tokens"] < CFG["evaluation"]["min_tokens"]:
-            raise WorkflowError(
-                f"shard '{n}' has {info['heldout_tokens']} held-out tokens, too little text to evaluate "
-                f"(evaluation.min_tokens = {CFG['evaluation']['min_tokens']}); raise "
-                "sharding.heldout_fraction or leave the shard out with sharding.include")
-    return tuple(names)
+    return f"{CORPUS}/{shard_source(shard)}/tokens/{shard}.train.npy"
 
 
 def eval_sets():
     """Eval set name -> token file: every shard's held-out part, then the extra sets."""
-    sets = {s: heldout_tokens(s) for s in shards()}
+    sets = {s: heldout_tokens(s) for s in shard_sources()}
     for extra in CFG["eval_sets"]:
         if extra["name"] in sets:
             raise WorkflowError(f"eval_sets: name '{extra['name']}' is also a shard's name; rename it")
@@ -124,11 +261,14 @@ def _entry(kind, members, dirs):
 
 @lru_cache
 def _plan(shard_tuple):
-    """Scored and really-trained mixtures of these shards, and the evaluation batches."""
+    """Scored and really-trained mixtures of these shards, the evaluation batches, and the
+    validation sample's picks (kept from the recorded sample, results/validation/sample.json)."""
     order, size = list(shard_tuple), CFG["mixtures"]["batch_size"]
+    recorded = _read_json(VALIDATION_SAMPLE) if os.path.exists(VALIDATION_SAMPLE) else None
     try:
         candidates = shardmix_mixtures.candidate_mixtures(order, CFG["mixtures"])
-        validated = shardmix_mixtures.validation_mixtures(order, candidates, CFG["validation"])
+        picks = shardmix_mixtures.validation_sample(candidates, CFG["validation"]["random"], recorded)
+        validated = shardmix_mixtures.validation_mixtures(order, picks, CFG["validation"])
     except shardmix_mixtures.MixtureError as e:
         raise WorkflowError(str(e))
     scored = sorted(set(candidates) | set(validated), key=lambda m: (len(m), m))
@@ -139,15 +279,19 @@ def _plan(shard_tuple):
     # '@' cannot occur in a shard name, so these ids never clash with the batches above
     for batch, members in shardmix_mixtures.batches(order, validated, size, prefix="full@", singles=False).items():
         plan[batch] = [_entry("full", m, [full_model(m)]) for m in members]
-    return plan, validated
+    return plan, validated, picks
 
 
 def batches():
-    return _plan(tuple(shards()))[0]
+    return _plan(tuple(shard_sources()))[0]
 
 
 def validated_mixtures():
-    return _plan(tuple(shards()))[1]
+    return _plan(tuple(shard_sources()))[1]
+
+
+def validation_picks():
+    return [list(m) for m in _plan(tuple(shard_sources()))[2]]
 
 
 def score_files():
@@ -159,5 +303,9 @@ VALIDATION_OUTPUTS = [f"{R}/validation/{name}" for name in
 
 
 def final_outputs(wildcards):
-    outputs = [f"{R}/scores.csv", f"{R}/scores.html", f"{R}/plots/heatmap.png", f"{R}/plots/ranking.png"]
+    shards()
+    outputs = [f"{R}/scores.csv", f"{R}/scores.html", f"{R}/plots/heatmap.png", f"{R}/plots/ranking.png",
+               f"{CORPUS}/shards.csv"]
+    if CFG["validation"]["random"]:
+        outputs.append(VALIDATION_SAMPLE)
     return outputs + (VALIDATION_OUTPUTS if validated_mixtures() else [])

@@ -1,4 +1,13 @@
-# Corpus -> tokenizer -> shards: tokenize once into flat token files.
+# Corpus sources -> tokenizer -> shards: each source tokenized once into flat token files.
+# A user's source file is no input of any rule: its checksum stands for it (rules/common.smk
+# checks it before any job runs), so moving or touching it reruns nothing. Only the demo's
+# corpus, which a rule builds, is an (`ancient`) input.
+
+
+def source_input(name):
+    path = SOURCES[name]["path"]
+    return [ancient(path)] if path.startswith(DEMO_CORPUS + "/") else []
+
 
 
 rule demo_corpus:
@@ -12,47 +21,82 @@ rule demo_corpus:
     log:
         "logs/demo_corpus.log",
     shell:
-        "python workflow_scripts/build_demo_corpus.py {params.args:q} > {log} 2>&1"
+        f"{script('build_demo_corpus')} {{params.args:q}} > {{log}} 2>&1"
+
+
+rule record_foundation:
+    output:
+        FOUNDATION_RECORD,
+    params:
+        # what the tokenizer and the seed are built from; a new source leaves this unchanged
+        args=args(record={"sources": FOUNDATION}, out=FOUNDATION_RECORD),
+    log:
+        "logs/record_foundation.log",
+    shell:
+        f"{script('write_record')} {{params.args:q}} > {{log}} 2>&1"
 
 
 if CFG["tokenizer"]["source"] == "train":
 
     rule train_tokenizer:
         input:
-            corpus=CFG["corpus"]["path"],
+            foundation=FOUNDATION_RECORD,
+            sources=[p for s in FOUNDATION for p in source_input(s)],
         output:
             directory(TOKENIZER),
         params:
-            args=args(corpus=CFG["corpus"], vocab_size=CFG["tokenizer"]["vocab_size"],
-                      max_train_bytes=CFG["tokenizer"]["max_train_bytes"], out=TOKENIZER),
+            compared=args(sources=[read_spec(s) for s in FOUNDATION], vocab_size=CFG["tokenizer"]["vocab_size"],
+                          max_train_bytes=CFG["tokenizer"]["max_train_bytes"]),
+            # paths and sharding are not compared (derived: it takes `output`)
+            args=lambda wc, output: args(sources=[SOURCES[s] for s in FOUNDATION], out=output[0],
+                                         vocab_size=CFG["tokenizer"]["vocab_size"],
+                                         max_train_bytes=CFG["tokenizer"]["max_train_bytes"]),
         resources:
             mem_mb=8000,
             runtime=60,
         log:
             "logs/train_tokenizer.log",
         shell:
-            "python workflow_scripts/train_tokenizer.py {params.args:q} > {log} 2>&1"
+            f"{script('train_tokenizer')} {{params.args:q}} > {{log}} 2>&1"
 
 
-checkpoint split_corpus:
+checkpoint split_source:
     input:
-        corpus=CFG["corpus"]["path"],
+        corpus=lambda wc: source_input(wc.source),
         tokenizer=TOKENIZER,
     output:
-        manifest=f"{CORPUS}/manifest.json",
-        tokens=directory(f"{CORPUS}/tokens"),
+        manifest=f"{CORPUS}/{{source}}/manifest.json",
+        tokens=directory(f"{CORPUS}/{{source}}/tokens"),
+    wildcard_constraints:
+        source="[^/]+",
     params:
-        # `include` only picks among the shards, so adding one never re-splits the corpus
-        args=args(corpus=CFG["corpus"], tokenizer=TOKENIZER, tokens_dir=f"{CORPUS}/tokens",
-                  manifest=f"{CORPUS}/manifest.json",
-                  sharding={k: v for k, v in CFG["sharding"].items() if k != "include"}),
+        compared=lambda wc: args(**split_spec(wc.source)),
+        # the path is not compared (derived: it takes `output`); the checksum stands for the bytes
+        args=lambda wc, output: args(source=SOURCES[wc.source], tokenizer=TOKENIZER, tokens_dir=output.tokens,
+                                     manifest=output.manifest),
     resources:
         mem_mb=16000,
         runtime=120,
     log:
-        "logs/split_corpus.log",
+        "logs/split_source/{source}.log",
     shell:
-        "python workflow_scripts/split_corpus.py {params.args:q} > {log} 2>&1"
+        f"{script('split_source')} {{params.args:q}} > {{log}} 2>&1"
+
+
+rule shard_sizes:
+    input:
+        [manifest(s) for s in SOURCES],
+    output:
+        report(f"{CORPUS}/shards.csv", caption="../report/shards.rst", category="0. Corpus"),
+    params:
+        args=args(include={s: SOURCES[s]["sharding"]["include"] for s in SOURCES},
+                  manifests={s: manifest(s) for s in SOURCES}, budget=CFG["shard_training"]["tokens"],
+                  context=CFG["model"]["context"], min_tokens=CFG["evaluation"]["min_tokens"],
+                  out=f"{CORPUS}/shards.csv"),
+    log:
+        "logs/shard_sizes.log",
+    shell:
+        f"{script('shard_sizes')} {{params.args:q}} > {{log}} 2>&1"
 
 
 def extra_eval_spec(name):
@@ -66,8 +110,8 @@ rule tokenize_eval_set:
     output:
         f"{R}/eval_sets/{{name}}.npy",
     params:
-        args=lambda wc, output: args(spec=extra_eval_spec(wc.name), tokenizer=TOKENIZER, out=output[0]),
+        args=lambda wc: args(spec=extra_eval_spec(wc.name), tokenizer=TOKENIZER, out=f"{R}/eval_sets/{wc.name}.npy"),
     log:
         "logs/tokenize_eval_set/{name}.log",
     shell:
-        "python workflow_scripts/tokenize_eval_set.py {params.args:q} > {log} 2>&1"
+        f"{script('tokenize_eval_set')} {{params.args:q}} > {{log}} 2>&1"

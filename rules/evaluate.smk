@@ -9,9 +9,9 @@ def eval_inputs(wildcards):
     extra = {e["name"] for e in CFG["eval_sets"]}
     return {
         "models": sorted({d for entry in batches()[wildcards.batch] for d in entry["dirs"]}),
-        # held-out sets live in the split's token folder; the manifest stands for them
+        # a held-out set lives in its source's token folder; that source's manifest stands for it
         "data": eval_set_tokens(wildcards.eval_set) if wildcards.eval_set in extra
-        else rules.split_corpus.output.manifest,
+        else manifest(shard_source(wildcards.eval_set)),
         "tokenizer": TOKENIZER,
     }
 
@@ -25,11 +25,11 @@ rule evaluate_batch:
         eval_set="[^/]+",
         batch="[^/]+",
     params:
-        args=lambda wc, output: args(
+        args=lambda wc: args(
             models=batches()[wc.batch], eval_set=wc.eval_set, eval_tokens=eval_set_tokens(wc.eval_set),
             tokenizer=TOKENIZER, max_tokens=CFG["evaluation"]["max_tokens"],
             min_tokens=CFG["evaluation"]["min_tokens"], batch_windows=CFG["evaluation"]["batch_windows"],
-            context=CFG["model"]["context"], out=output[0]),
+            context=CFG["model"]["context"], out=f"{SCORES}/{wc.eval_set}/{wc.batch}.csv"),
     threads: CFG["runtime"]["eval_threads"]
     resources:
         gpu=GPU,
@@ -40,4 +40,4 @@ rule evaluate_batch:
     benchmark:
         "benchmarks/evaluate/{eval_set}/{batch}.tsv"
     shell:
-        "python workflow_scripts/evaluate_batch.py {params.args:q} {threads} > {log} 2>&1"
+        f"{script('evaluate_batch')} {{params.args:q}} {{threads}} > {{log}} 2>&1"

@@ -9,12 +9,12 @@ rule collect_scores:
         html=report(f"{R}/scores.html", caption="../report/scores_html.rst", category="1. Scores"),
     params:
         # names, not paths: the path list of a large run would overflow one command-line argument
-        args=lambda wc, output: args(scores_dir=SCORES, eval_sets=list(eval_sets()),
-                                     batches=list(batches()), out=output.csv, html=output.html),
+        args=lambda wc: args(scores_dir=SCORES, eval_sets=list(eval_sets()), batches=list(batches()),
+                             out=f"{R}/scores.csv", html=f"{R}/scores.html"),
     log:
         "logs/collect_scores.log",
     shell:
-        "python workflow_scripts/collect_scores.py {params.args:q} > {log} 2>&1"
+        f"{script('collect_scores')} {{params.args:q}} > {{log}} 2>&1"
 
 
 rule plot_scores:
@@ -28,4 +28,4 @@ rule plot_scores:
     log:
         "logs/plot_scores.log",
     shell:
-        "python workflow_scripts/plot_scores.py {params.args:q} > {log} 2>&1"
+        f"{script('plot_scores')} {{params.args:q}} > {{log}} 2>&1"

@@ -1,18 +1,22 @@
 # Seed model, then one continued-pretraining job per shard (the only GPU-heavy stage).
+# Training jobs keep a resumable checkpoint beside their output (`<out>.resume`), so a job
+# killed or preempted continues where it stopped when it is run again.
 
 if CFG["model"]["source"] == "pretrain":
 
     rule seed_model:
         input:
-            manifest=rules.split_corpus.output.manifest,
+            foundation=FOUNDATION_RECORD,
+            manifests=[manifest(s) for s in FOUNDATION],
             tokenizer=TOKENIZER,
         output:
             directory(SEED_MODEL),
         params:
             args=args(
-                tokenizer=TOKENIZER, seed_tokens=f"{CORPUS}/tokens/seed.npy", out=SEED_MODEL,
+                tokenizer=TOKENIZER, seed_tokens=[f"{CORPUS}/{s}/tokens/seed.npy" for s in FOUNDATION], out=SEED_MODEL,
                 architecture={k: v for k, v in CFG["model"].items() if k not in ("source", "path")},
-                training=CFG["seed_training"]),
+                training=training_settings("seed_training")),
+            how=lambda wc, output: run_settings("seed_training"),
         threads: CFG["runtime"]["seed_threads"]
         resources:
             gpu=GPU,
@@ -21,19 +25,37 @@ if CFG["model"]["source"] == "pretrain":
         log:
             "logs/seed_model.log",
         shell:
-            "python workflow_scripts/train_seed.py {params.args:q} {threads} > {log} 2>&1"
+            f"{script('train_seed')} {{params.args:q}} {{threads}} {{params.how:q}} > {{log}} 2>&1"
+
+elif PRETRAINED["convert"]:
+
+    rule convert_seed:
+        output:
+            directory(SEED_MODEL),
+        params:
+            args=args(model=CFG["model"]["path"], tokenizer=shardmix_config.tokenizer_dir(CFG, R), out=SEED_MODEL),
+        resources:
+            mem_mb=16000,
+            runtime=60,
+        log:
+            "logs/convert_seed.log",
+        shell:
+            f"{script('convert_seed')} {{params.args:q}} > {{log}} 2>&1"
 
 
 rule train_shard:
     input:
-        manifest=rules.split_corpus.output.manifest,
+        manifest=lambda wc: manifest(shard_source(wc.shard)),
         seed=SEED_MODEL,
     output:
         directory(f"{MODELS}/shards/{{shard}}"),
+    wildcard_constraints:
+        shard="[^/]+",
     params:
-        args=lambda wc, output: args(
-            seed=SEED_MODEL, sources=[train_tokens(wc.shard)], training=CFG["shard_training"],
-            context=CFG["model"]["context"], out=output[0], label=wc.shard),
+        args=lambda wc: args(
+            seed=SEED_MODEL, sources=[train_tokens(wc.shard)], training=training_settings("shard_training"),
+            context=CFG["model"]["context"], out=shard_model(wc.shard), label=wc.shard),
+        how=lambda wc, output: run_settings("shard_training"),
     threads: CFG["runtime"]["train_threads"]
     resources:
         gpu=GPU,
@@ -42,4 +64,4 @@ rule train_shard:
     log:
         "logs/train_shard/{shard}.log",
     shell:
-        "python workflow_scripts/continue_pretraining.py {params.args:q} {threads} > {log} 2>&1"
+        f"{script('continue_pretraining')} {{params.args:q}} {{threads}} {{params.how:q}} > {{log}} 2>&1"

@@ -3,7 +3,7 @@
 
 rule train_full:
     input:
-        manifest=rules.split_corpus.output.manifest,
+        manifests=lambda wc: sorted({manifest(shard_source(s)) for s in wc.mixture.split(SEP)}),
         seed=SEED_MODEL,
     output:
         directory(f"{MODELS}/full/{{mixture}}"),
@@ -11,10 +11,11 @@ rule train_full:
         mixture="[^/]+",
     params:
         # the shuffled union of the shards, each with the shard models' token budget
-        args=lambda wc, output: args(
+        args=lambda wc: args(
             seed=SEED_MODEL, sources=[train_tokens(s) for s in wc.mixture.split(SEP)],
-            training=CFG["shard_training"], context=CFG["model"]["context"], out=output[0],
-            label=f"full/{wc.mixture}"),
+            training=training_settings("shard_training"), context=CFG["model"]["context"],
+            out=f"{MODELS}/full/{wc.mixture}", label=f"full/{wc.mixture}"),
+        how=lambda wc, output: run_settings("shard_training"),
     threads: CFG["runtime"]["train_threads"]
     resources:
         gpu=GPU,
@@ -23,7 +24,7 @@ rule train_full:
     log:
         "logs/train_full/{mixture}.log",
     shell:
-        "python workflow_scripts/continue_pretraining.py {params.args:q} {threads} > {log} 2>&1"
+        f"{script('continue_pretraining')} {{params.args:q}} {{threads}} {{params.how:q}} > {{log}} 2>&1"
 
 
 rule agreement:
@@ -39,10 +40,26 @@ rule agreement:
         scatter=report(f"{R}/validation/scatter.png", caption="../report/scatter.rst", category="2. Validation"),
         cost=report(f"{R}/validation/cost.png", caption="../report/cost.rst", category="2. Validation"),
     params:
-        args=lambda wc, output: args(
-            scores=f"{R}/scores.csv", shards=shards(), mixtures=CFG["mixtures"],
-            tokens_per_shard=CFG["shard_training"]["tokens"], **dict(output.items())),
+        args=lambda wc: args(
+            scores=f"{R}/scores.csv", shards=list(shard_sources()), mixtures=CFG["mixtures"],
+            tokens_per_shard=CFG["shard_training"]["tokens"],
+            agreement=f"{R}/validation/agreement.csv", naive=f"{R}/validation/agreement_naive.csv",
+            html=f"{R}/validation/agreement.html", scatter=f"{R}/validation/scatter.png",
+            cost=f"{R}/validation/cost.png"),
     log:
         "logs/agreement.log",
     shell:
-        "python workflow_scripts/validate_proxy.py {params.args:q} > {log} 2>&1"
+        f"{script('validate_proxy')} {{params.args:q}} > {{log}} 2>&1"
+
+
+rule record_validation_sample:
+    output:
+        VALIDATION_SAMPLE,
+    params:
+        # the sample's picks; later runs keep them while validation.random stays the same
+        args=lambda wc: args(record={"random": CFG["validation"]["random"], "picks": validation_picks()},
+                             out=VALIDATION_SAMPLE),
+    log:
+        "logs/record_validation_sample.log",
+    shell:
+        f"{script('write_record')} {{params.args:q}} > {{log}} 2>&1"

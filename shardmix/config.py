@@ -50,6 +50,39 @@ def _fill_defaults(instance, node: dict, schema: dict):
             _fill_defaults(item, node["items"], schema)
 
 
+_LITERALS = {"true": True, "false": False, "null": None, "~": None}
+
+
+def _coerce(instance, node: dict, schema: dict):
+    """Snakemake's `--config key={a: 1}` hands nested values over as strings; read a string as
+    the number, boolean or null its schema asks for, so a command-line override validates."""
+    node = _resolve(node, schema)
+    if isinstance(instance, dict):
+        for key, value in instance.items():
+            sub = node.get("properties", {}).get(key)
+            if isinstance(sub, dict):
+                instance[key] = _coerce(value, sub, schema)
+        return instance
+    if isinstance(instance, list) and isinstance(node.get("items"), dict):
+        return [_coerce(item, node["items"], schema) for item in instance]
+    if not isinstance(instance, str):
+        return instance
+    types = node.get("type", [])
+    types = [types] if isinstance(types, str) else types
+    text = instance.strip()
+    if text.lower() in _LITERALS:
+        value = _LITERALS[text.lower()]
+        if (value is None and "null" in types) or (isinstance(value, bool) and "boolean" in types):
+            return value
+    for kind, parse in (("integer", int), ("number", float)):
+        if kind in types:
+            try:
+                return parse(text)
+            except ValueError:
+                pass
+    return instance
+
+
 def _key_path(error: jsonschema.ValidationError) -> str:
     parts = [str(p) if not isinstance(p, int) else f"[{p}]" for p in error.absolute_path]
     return ".".join(parts).replace(".[", "[") or "(top level)"
@@ -76,14 +109,47 @@ def validate(config: dict, source: str = "config.yaml") -> dict:
     Raises ConfigError naming the config file and the offending key.
     """
     schema = load_schema()
-    cfg = copy.deepcopy(dict(config))
+    cfg = _coerce(copy.deepcopy(dict(config)), schema, schema)
     _fill_defaults(cfg, schema, schema)
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(cfg), key=lambda e: list(e.absolute_path))
     if errors:
         raise ConfigError("\n".join(_describe(e, schema, source) for e in errors[:5]))
+    cfg["sources"] = _sources(cfg, schema, source)
     _check_consistency(cfg, source)
     return cfg
+
+
+def _sources(cfg: dict, schema: dict, source: str) -> list[dict]:
+    """`corpus` as a list of complete sources, each with its own full `sharding`."""
+    listed = isinstance(cfg["corpus"], list)
+    entries = cfg["corpus"] if listed else [{"name": "corpus", **cfg["corpus"]}]
+    source_schema = schema["$defs"]["corpus_source"]
+    out = []
+    for i, entry in enumerate(entries):
+        key = f"corpus[{i}]" if listed else "corpus"
+        if "name" not in entry:
+            raise ConfigError(f"{source}: key '{key}.name' is required when corpus is a list of sources")
+        if safe_name(entry["name"]) != entry["name"]:
+            raise ConfigError(f"{source}: key '{key}.name': {entry['name']!r} is not a safe file name "
+                              f"(use letters, digits, '.', '_' or '-', e.g. {safe_name(entry['name'])!r})")
+        spec = copy.deepcopy(entry)
+        _fill_defaults(spec, source_schema, schema)
+        spec["sharding"] = {**cfg["sharding"], **entry.get("sharding", {})}
+        spec["key"] = key
+        out.append(spec)
+    names = [s["name"] for s in out]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigError(f"{source}: key 'corpus': source name {dupes[0]!r} is used twice")
+    if len(out) > 1 and cfg["sharding"]["include"] is not None:
+        raise ConfigError(f"{source}: key 'sharding.include': with several corpus sources, list each "
+                          "source's shards under corpus[i].sharding.include")
+    unknown = [n for n in cfg["foundation"] or [] if n not in names]
+    if unknown:
+        raise ConfigError(f"{source}: key 'foundation' names source {unknown[0]!r}, which corpus does not "
+                          f"list (sources: {', '.join(names)})")
+    return out
 
 
 def _check_consistency(cfg: dict, source: str) -> None:

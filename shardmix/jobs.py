@@ -9,14 +9,18 @@ from pathlib import Path
 
 
 def job_args() -> dict:
-    """The rule passes one JSON object (its `params.args`), then optionally its thread count."""
-    if len(sys.argv) not in (2, 3):
-        sys.exit(f"usage: {sys.argv[0]} '<json arguments>' [threads] (run by the workflow's rules)")
-    if len(sys.argv) == 3:
+    """The rule passes one JSON object (its `params.args`), then optionally its thread count and
+    a JSON object of settings that change how the job runs, never its result (`params.how`)."""
+    if len(sys.argv) not in (2, 3, 4):
+        sys.exit(f"usage: {sys.argv[0]} '<json arguments>' [threads ['<json settings>']] (run by the workflow's rules)")
+    args = json.loads(sys.argv[1])
+    if len(sys.argv) >= 3:
         import torch
 
         torch.set_num_threads(int(sys.argv[2]))
-    return json.loads(sys.argv[1])
+    if len(sys.argv) == 4:
+        args.update(json.loads(sys.argv[3]))
+    return args
 
 
 def job_device():
@@ -27,8 +31,9 @@ def job_device():
 
 
 def write_json(path: str | Path, data) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(data, indent=2) + "\n")
+    from shardmix import atomic
+
+    atomic.write_text(path, json.dumps(data, indent=2) + "\n")
 
 
 def fail(message: str) -> None:

@@ -47,18 +47,30 @@ def _explicit(lists: list[list[str]], shards: list[str], key: str) -> list[tuple
     return [tuple(sorted(members)) for members in lists]
 
 
-def validation_mixtures(shards: list[str], scored: list[tuple[str, ...]], spec: dict) -> list[tuple[str, ...]]:
-    """Mixtures to really train: explicit lists plus a seeded sample of the scored mixtures.
+def validation_sample(scored: list[tuple[str, ...]], sample: dict | None,
+                      recorded: dict | None = None) -> list[tuple[str, ...]]:
+    """The seeded sample of scored mixtures to really train: the `count` lowest seeded draws.
 
-    The sample takes the `count` mixtures with the lowest seeded draw, so it is a fixed
-    function of the candidates, whatever order they come in.
+    `recorded` is the sample an earlier run drew ({"random": its spec, "picks": [...]}): while
+    its seed and sizes are the same, its picks stay and only a shortfall is topped up (a larger
+    `count` adds picks), so adding shards never moves a pick (each pick costs a training run).
     """
-    chosen = set(_explicit(spec.get("explicit", []), shards, "validation.explicit"))
-    sample = spec.get("random")
-    if sample:
-        pool = [m for m in scored if len(m) in sample["sizes"]]
-        pool.sort(key=lambda m: _uniform(sample["seed"], mixture_name(m)))
-        chosen.update(pool[:sample["count"]])
+    if not sample:
+        return []
+    pool = [m for m in scored if len(m) in sample["sizes"]]
+    pool.sort(key=lambda m: _uniform(sample["seed"], mixture_name(m)))
+    kept = []
+    same = ("seed", "sizes")
+    if recorded and all(recorded.get("random", {}).get(k) == sample[k] for k in same):
+        known = set(pool)
+        kept = [tuple(m) for m in recorded["picks"] if tuple(m) in known][:sample["count"]]
+    rest = [m for m in pool if m not in set(kept)]
+    return kept + rest[:max(0, sample["count"] - len(kept))]
+
+
+def validation_mixtures(shards: list[str], picks: list[tuple[str, ...]], spec: dict) -> list[tuple[str, ...]]:
+    """Mixtures to really train: explicit lists plus the sample's picks."""
+    chosen = set(_explicit(spec.get("explicit", []), shards, "validation.explicit")) | set(picks)
     return sorted(chosen, key=lambda m: (len(m), m))
 
 

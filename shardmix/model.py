@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from pathlib import Path
 
 import torch
+
+from shardmix import atomic, faults
 
 
 class ModelError(ValueError):
@@ -43,7 +46,8 @@ def build_llama(arch: dict, tok) -> torch.nn.Module:
 
 def load_config(path: str | Path):
     from transformers import AutoConfig
-    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+    from transformers.models.auto.modeling_auto import (MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+                                                        MODEL_FOR_MASKED_LM_MAPPING_NAMES)
 
     try:
         config = AutoConfig.from_pretrained(str(path), local_files_only=True)
@@ -52,7 +56,72 @@ def load_config(path: str | Path):
     if config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
         raise ModelError(f"{path}: model type '{config.model_type}' is not a causal language model "
                          "(AutoModelForCausalLM cannot load it)")
+    # BERT-like encoders have an LM-head class for AutoModelForCausalLM, but attend both ways
+    # unless configured as decoders: their perplexities would be meaningless
+    if config.model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES and not getattr(config, "is_decoder", False) \
+            and not getattr(config, "is_encoder_decoder", False):
+        raise ModelError(f"{path}: model type '{config.model_type}' with is_decoder=False attends in both "
+                         "directions (an encoder); shardmix needs a causal language model")
     return config
+
+
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
+TORCH_WEIGHT_FILES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model",
+                   "sentencepiece.bpe.model")
+
+
+def check_pretrained(path: str | Path, tokenizer_path: str | Path) -> dict:
+    """Everything about a user's checkpoint that can be checked before any job runs.
+
+    Returns {"convert": True} for a checkpoint saved only as PyTorch .bin files, which a rule
+    converts to safetensors once (merging reads safetensors, tensor by tensor)."""
+    path, tokenizer_path = Path(path), Path(tokenizer_path)
+    config = load_config(path)
+    has_safetensors = any((path / f).exists() for f in WEIGHT_FILES)
+    has_bin = any((path / f).exists() for f in TORCH_WEIGHT_FILES)
+    if not has_safetensors and not has_bin:
+        raise ModelError(f"{path}: no weights (model.safetensors or pytorch_model.bin, or their index files)")
+    if not any((tokenizer_path / f).exists() for f in TOKENIZER_FILES):
+        raise ModelError(f"{tokenizer_path}: no tokenizer files ({', '.join(TOKENIZER_FILES)}); copy the model's "
+                         "tokenizer there or set tokenizer.path to a folder that has one")
+    from shardmix import tokenizer
+
+    try:
+        tok = tokenizer.load(str(tokenizer_path))
+    except ValueError as e:
+        raise ModelError(str(e)) from None
+    vocab = getattr(config, "vocab_size", None) or config.get_text_config().vocab_size
+    if len(tok) == 0 or len(tok) > vocab:
+        raise ModelError(f"{tokenizer_path}: the tokenizer has {len(tok)} tokens but the model's embedding has "
+                         f"{vocab} rows; use the tokenizer the model was trained with")
+    return {"convert": not has_safetensors}
+
+
+def checkpoint_dtype(path: str | Path) -> torch.dtype:
+    """The floating-point dtype a checkpoint's weights are stored in (read from its safetensors header)."""
+    from shardmix.merge import DTYPES, checkpoint_files, read_header
+
+    for file in checkpoint_files(Path(path)):
+        header, _ = read_header(file)
+        for info in header.values():
+            if DTYPES[info["dtype"]].is_floating_point:
+                return DTYPES[info["dtype"]]
+    return torch.float32
+
+
+@torch.no_grad()
+def check_causal(model, vocab_size: int) -> None:
+    """Changing the last token must not change any earlier prediction."""
+    model.eval()
+    device = next(model.parameters()).device
+    ids = torch.arange(8, device=device).unsqueeze(0) % vocab_size
+    changed = ids.clone()
+    changed[0, -1] = (changed[0, -1] + 1) % vocab_size
+    a, b = model(input_ids=ids).logits[0, :-1], model(input_ids=changed).logits[0, :-1]
+    if not torch.allclose(a.float(), b.float(), atol=1e-4, rtol=1e-3):
+        raise ModelError(f"{model.config._name_or_path or model.config.model_type}: earlier predictions change "
+                         "with a later token; the model is not causal")
 
 
 def load_causal_lm(path: str | Path) -> torch.nn.Module:
@@ -76,6 +145,13 @@ def context_length(model) -> int:
     return int(model.config.max_position_embeddings)
 
 
-def save(model, tok, out_dir: str | Path) -> None:
-    model.save_pretrained(str(out_dir), safe_serialization=True)
-    tok.save_pretrained(str(out_dir))
+def save(model, tok, out_dir: str | Path, dtype: torch.dtype = torch.float32, extra: dict | None = None,
+         label: str = "model") -> None:
+    """Save a Hugging Face model directory whole or not at all, weights in `dtype`, plus JSON
+    files `extra` (name -> data) such as the training log."""
+    with atomic.directory(out_dir) as tmp:
+        model.to(dtype).save_pretrained(str(tmp), safe_serialization=True)
+        faults.crash_point(f"save:{label}")
+        tok.save_pretrained(str(tmp))
+        for name, data in (extra or {}).items():
+            (tmp / name).write_text(json.dumps(data, indent=2) + "\n")

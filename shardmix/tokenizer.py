@@ -38,11 +38,49 @@ def load(path: str):
     return tok
 
 
-def encode_documents(tok, texts: list[str]) -> list[np.ndarray]:
+# A fast tokenizer keeps offsets, strings and word ids for every token of the texts of one
+# call, tens of bytes of memory per byte of text: long documents are cut into pieces, and each
+# call gets at most BATCH_CHARS characters, so memory stays bounded whatever a document's size.
+PIECE_CHARS = 1 << 16
+BATCH_CHARS = 1 << 19
+
+
+def _pieces(text: str) -> list[str]:
+    """`text` cut after a newline (or, failing that, a space) near every PIECE_CHARS characters."""
+    pieces, start = [], 0
+    while len(text) - start > PIECE_CHARS:
+        end = start + PIECE_CHARS
+        cut = text.rfind("\n", start + PIECE_CHARS // 2, end)
+        if cut < 0:
+            cut = text.rfind(" ", start + PIECE_CHARS // 2, end)
+        end = cut + 1 if cut >= 0 else end
+        pieces.append(text[start:end])
+        start = end
+    pieces.append(text[start:])
+    return pieces
+
+
+def encode_documents(tok, texts: list[str], dtype=np.int64) -> list[np.ndarray]:
     """Token ids of each text, each followed by the end-of-text token."""
-    ids = tok(texts, add_special_tokens=False)["input_ids"]
-    eos = tok.eos_token_id
-    return [np.asarray(x + [eos], dtype=np.int64) for x in ids]
+    parts: list[list[np.ndarray]] = [[] for _ in texts]
+    group, group_chars = [], 0
+
+    def flush():
+        for (doc, _), ids in zip(group, tok([p for _, p in group], add_special_tokens=False)["input_ids"]):
+            parts[doc].append(np.asarray(ids, dtype=dtype))
+        group.clear()
+
+    for doc, text in enumerate(texts):
+        for piece in _pieces(text) if text else []:
+            if group and group_chars + len(piece) > BATCH_CHARS:
+                flush()
+                group_chars = 0
+            group.append((doc, piece))
+            group_chars += len(piece)
+    if group:
+        flush()
+    eos = np.asarray([tok.eos_token_id], dtype=dtype)
+    return [np.concatenate(p + [eos]) for p in parts]
 
 
 def token_byte_lengths(tok) -> np.ndarray:

@@ -7,14 +7,19 @@ a source smaller than its budget is cycled with a new permutation per pass.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import os
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from shardmix import faults
 from shardmix.model import autocast
 
 
@@ -49,8 +54,14 @@ def lr_at(step: int, total: int, cfg: dict) -> float:
 
 
 def train(model, sources: list[np.ndarray], tokens_per_source: list[int], cfg: dict, context: int,
-          device: torch.device, label: str = "train") -> dict:
-    """Train `model` in place with a fresh AdamW; return the training log."""
+          device: torch.device, label: str = "train", resume_dir: str | Path | None = None,
+          checkpoint_every: int = 0, log_every: int = 10) -> dict:
+    """Train `model` in place with a fresh AdamW; return the training log.
+
+    With `resume_dir` and `checkpoint_every`, the model, optimizer and log are saved there every
+    `checkpoint_every` steps, and a call that finds a state of the same run continues from it:
+    on CPU the final weights equal those of an uninterrupted run.
+    """
     torch.manual_seed(cfg["seed"])
     rng = np.random.default_rng(cfg["seed"])
     windows = [max(1, -(-t // context)) for t in tokens_per_source]
@@ -65,8 +76,10 @@ def train(model, sources: list[np.ndarray], tokens_per_source: list[int], cfg: d
                             lr=cfg["lr"], betas=(0.9, 0.95), fused=device.type == "cuda")
     log = {"label": label, "steps": steps, "batch_size": batch, "context": context,
            "loss": [], "lr": [], "tokens_seen": []}
-    start, seen = time.perf_counter(), 0
-    for step in range(steps):
+    state = _ResumeState(resume_dir, _run_key(cfg, [len(s) for s in sources], tokens_per_source, context, label))
+    first, seen, before = state.load(model, opt, log, device)
+    start = time.perf_counter()
+    for step in range(first, steps):
         rows = plan[step * batch:(step + 1) * batch]
         x, y = _batch(sources, rows, context, device)
         for group in opt.param_groups:
@@ -83,14 +96,52 @@ def train(model, sources: list[np.ndarray], tokens_per_source: list[int], cfg: d
         log["loss"].append(round(loss.item(), 5))
         log["lr"].append(opt.param_groups[0]["lr"])
         log["tokens_seen"].append(seen)
-        if step % cfg["log_every"] == 0 or step == steps - 1:
+        if step % log_every == 0 or step == steps - 1:
             elapsed = time.perf_counter() - start
             print(f"[{label}] step {step + 1}/{steps} loss {loss.item():.4f} lr {log['lr'][-1]:.2e} "
-                  f"tokens {seen} ({seen / max(elapsed, 1e-9):.0f} tokens/s)", file=sys.stderr, flush=True)
-    seconds = time.perf_counter() - start
+                  f"tokens {seen} ({(seen - log.get('resumed_tokens', 0)) / max(elapsed, 1e-9):.0f} tokens/s)",
+                  file=sys.stderr, flush=True)
+        if checkpoint_every and (step + 1) % checkpoint_every == 0 and step + 1 < steps:
+            state.save(model, opt, log, step + 1, seen, before + time.perf_counter() - start)
+        faults.crash_point(f"step:{label}:{step + 1}")
+    seconds = before + time.perf_counter() - start
     log.update(tokens=seen, seconds=round(seconds, 3), tokens_per_second=round(seen / max(seconds, 1e-9), 1),
                device=str(device), final_loss=log["loss"][-1])
     return log
+
+
+def _run_key(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class _ResumeState:
+    """One resumable training state on disk, written whole (temp file, then rename)."""
+
+    def __init__(self, folder, key: str):
+        self.path = Path(folder) / "state.pt" if folder else None
+        self.key = key
+
+    def load(self, model, opt, log, device) -> tuple[int, int, float]:
+        """Restore a saved state of this run: (next step, tokens seen, seconds spent)."""
+        if self.path is None or not self.path.exists():
+            return 0, 0, 0.0
+        saved = torch.load(self.path, map_location=device, weights_only=False)
+        if saved.get("key") != self.key:
+            print(f"ignoring {self.path}: saved by a run with other settings", file=sys.stderr)
+            return 0, 0, 0.0
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        log.update(saved["log"], resumed_from_step=saved["step"], resumed_tokens=saved["tokens"])
+        print(f"[{log['label']}] resumed from step {saved['step']} ({self.path})", file=sys.stderr, flush=True)
+        return saved["step"], saved["tokens"], saved["seconds"]
+
+    def save(self, model, opt, log, step: int, tokens: int, seconds: float) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".partial")
+        torch.save({"key": self.key, "step": step, "tokens": tokens, "seconds": seconds,
+                    "model": model.state_dict(), "optimizer": opt.state_dict(),
+                    "log": {k: log[k] for k in ("loss", "lr", "tokens_seen")}}, tmp)
+        os.replace(tmp, self.path)
 
 
 def _batch(sources, rows, context, device):

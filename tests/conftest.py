@@ -100,11 +100,29 @@ def planned_jobs(proc: subprocess.CompletedProcess) -> dict[str, int]:
     return counts
 
 
+def ran_jobs(proc: subprocess.CompletedProcess) -> dict[str, int]:
+    """Rule -> number of jobs a real run started (checkpoints make its first 'Job stats' partial)."""
+    counts: dict[str, int] = {}
+    for rule in re.findall(r"^(?:local)?(?:rule|checkpoint) (\w+):$", proc.stdout + proc.stderr, re.M):
+        counts[rule] = counts.get(rule, 0) + 1
+    return counts
+
+
+def grown_config(data: Path) -> dict:
+    """The tiny config with a second corpus source, of which one shard (ADDED_SHARD) is used."""
+    config = tiny_config(data)
+    include = config["sharding"].pop("include")
+    config["corpus"] = [{"name": "corpus", **config["corpus"], "sharding": {"include": include}},
+                        {"name": "more", "path": str(data / "more.jsonl"), "sharding": {"include": [ADDED_SHARD]}}]
+    return config
+
+
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory) -> Path:
     data = tmp_path_factory.mktemp("data")
-    docs = [d for pkg in SHARDS + [ADDED_SHARD] for d in stdlib_documents(pkg)]
-    write_jsonl(data / "corpus.jsonl", docs)
+    write_jsonl(data / "corpus.jsonl", [d for pkg in SHARDS + [ADDED_SHARD] for d in stdlib_documents(pkg)])
+    # a source added later: its `logging` shard is used, `unittest` is split but left out
+    write_jsonl(data / "more.jsonl", [d for pkg in ("unittest", ADDED_SHARD) for d in stdlib_documents(pkg, 30_000)])
     write_jsonl(data / "extra.jsonl", stdlib_documents("urllib", 12_000))
     return data
 
@@ -116,3 +134,15 @@ def pipeline(tmp_path_factory, data_dir) -> Path:
     write_config(workdir, tiny_config(data_dir))
     snakemake(workdir)
     return workdir
+
+
+@pytest.fixture(scope="session")
+def grown(tmp_path_factory, pipeline, data_dir):
+    """The finished tiny run with a second corpus source added and run again, in the same
+    checkout (times and .snakemake kept): (project, jobs the run ran, result files it rewrote)."""
+    work = tmp_path_factory.mktemp("grown") / "project"
+    shutil.copytree(pipeline, work, symlinks=True)
+    write_config(work, grown_config(data_dir))
+    before = {p: p.stat().st_mtime_ns for p in (work / "results").rglob("*") if p.is_file()}
+    jobs = ran_jobs(snakemake(work))
+    return work, jobs, [p for p, t in before.items() if p.stat().st_mtime_ns != t]

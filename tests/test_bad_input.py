@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import gzip
+import json
+import re
 import shutil
 
 import pytest
@@ -121,8 +123,12 @@ def test_shard_with_too_little_text_is_refused_and_nothing_is_lost(pipeline, tmp
     write_config(work, cfg)
     proc = snakemake(work, check=False)
     assert proc.returncode != 0
-    assert "shard 'json' has" in proc.stdout + proc.stderr
-    assert "too little text to train" in proc.stdout + proc.stderr
+    text = proc.stdout + proc.stderr
+    # every shard that does not fit, in one message, with the keys that would make them fit
+    assert "3 shard(s) too small for shard_training.tokens = 10000000" in text
+    for shard in ("json", "email", "http"):
+        assert re.search(rf"  {shard} \(corpus\): \d+ training tokens, \d+ held-out tokens", text), shard
+    assert "lower shard_training.tokens to at most" in text and "leave them out with sharding.include" in text
     assert sorted(p.name for p in (work / "results/models/shards").iterdir()) == before
     assert (work / "results/scores.csv").exists()
 
@@ -181,3 +187,97 @@ def _tok():
         texts = [d["text"] for d in stdlib_documents("json", 20_000)]
         _TOK = tokenizer.train_bpe(texts, 300, tempfile.mkdtemp())
     return _TOK
+
+
+def test_non_utf8_jsonl_names_the_file_and_line_or_decodes_with_encoding(tmp_path):
+    path = tmp_path / "c.jsonl"
+    path.write_bytes(b'{"text": "fine"}\n{"text": "caf\xe9"}\n')
+    with pytest.raises(CorpusError, match=r"c\.jsonl:2: not valid utf-8 text \(byte 0xe9 at column 14\); set the "
+                                          r"source's `encoding`"):
+        list(read_documents({"path": str(path)}))
+    assert [d.text for d in read_documents({"path": str(path), "encoding": "latin-1"})] == ["fine", "café"]
+    folder = tmp_path / "txt" / "web"
+    folder.mkdir(parents=True)
+    (folder / "a.txt").write_bytes(b"one\ntwo\nthr\xffee\n")
+    with pytest.raises(CorpusError, match=r"a\.txt:3: not valid utf-8 text"):
+        list(read_documents({"path": str(tmp_path / "txt")}))
+
+
+@pytest.mark.parametrize("mutate, expected", [
+    (lambda c: c.update(corpus=[{"path": "a.jsonl"}]), "key 'corpus[0].name' is required"),
+    (lambda c: c.update(corpus=[{"name": "a", "path": "a.jsonl"}, {"name": "a", "path": "b.jsonl"}]),
+     "key 'corpus': source name 'a' is used twice"),
+    (lambda c: c.update(corpus=[{"name": "a", "path": "a.jsonl"}, {"name": "b", "path": "b.jsonl"}]),
+     "key 'sharding.include': with several corpus sources"),
+    (lambda c: c.update(foundation=["web"]), "key 'foundation' names source 'web'"),
+])
+def test_source_list_errors_name_the_key(cfg, mutate, expected):
+    mutate(cfg)
+    with pytest.raises(shardmix_config.ConfigError, match=re.escape(expected)):
+        shardmix_config.validate(cfg, source="my.yaml")
+
+
+def test_command_line_overrides_given_as_text_are_read_as_numbers(cfg):
+    cfg["runtime"] = {"gpus_per_job": "0", "train_threads": "2", "device": "cpu"}
+    cfg["evaluation"]["max_tokens"] = "null"
+    full = shardmix_config.validate(cfg)
+    assert full["runtime"]["gpus_per_job"] == 0 and full["runtime"]["train_threads"] == 2
+    assert full["evaluation"]["max_tokens"] is None
+    cfg["runtime"]["gpus_per_job"] = "one"
+    with pytest.raises(shardmix_config.ConfigError, match="'one' is not of type 'integer'"):
+        shardmix_config.validate(cfg)
+
+
+def _checkpoint(tmp_path, name, vocab_tok=None, **arch):
+    tok = _tok()
+    arch = {"hidden_size": 32, "layers": 1, "heads": 2, "ffn_size": 64, "context": 32, "tie_embeddings": True,
+            "init_seed": 0, **arch}
+    lm = models.build_llama(arch, tok)
+    models.save(lm, tok, tmp_path / name)
+    return tmp_path / name, lm
+
+
+def test_bidirectional_encoder_with_an_lm_head_is_refused(tmp_path):
+    from transformers import BertConfig
+
+    BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64).save_pretrained(
+        tmp_path / "bert")
+    with pytest.raises(models.ModelError, match="model type 'bert' with is_decoder=False attends in both directions"):
+        models.load_config(tmp_path / "bert")
+    BertConfig(is_decoder=True).save_pretrained(tmp_path / "bert-decoder")
+    assert models.load_config(tmp_path / "bert-decoder").is_decoder
+
+
+def test_the_causal_probe_tells_a_causal_model_from_an_encoder(tmp_path):
+    from transformers import BertConfig, BertLMHeadModel
+
+    _, lm = _checkpoint(tmp_path, "llama")
+    models.check_causal(lm, 300)
+    # as a checkpoint saved for masked LM would be: AutoModelForCausalLM loads it, attending both ways
+    bert = BertLMHeadModel(BertConfig(vocab_size=300, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                      intermediate_size=64, is_decoder=False))
+    with pytest.raises(models.ModelError, match="not causal"):
+        models.check_causal(bert, 300)
+
+
+def test_tokenizer_larger_than_the_embedding_or_missing_is_refused(tmp_path):
+    path, lm = _checkpoint(tmp_path, "small")
+    assert models.check_pretrained(path, path) == {"convert": False}
+    small_vocab = tmp_path / "small-vocab"
+    shutil.copytree(path, small_vocab)
+    config = json.loads((small_vocab / "config.json").read_text())
+    config["vocab_size"] = 100
+    (small_vocab / "config.json").write_text(json.dumps(config))
+    with pytest.raises(models.ModelError, match=r"the tokenizer has 300 tokens but the model's embedding has 100 rows"):
+        models.check_pretrained(small_vocab, small_vocab)
+    bare = tmp_path / "bare"
+    shutil.copytree(path, bare, ignore=shutil.ignore_patterns("tokenizer*", "special_tokens*"))
+    with pytest.raises(models.ModelError, match=rf"{bare}: no tokenizer files"):
+        models.check_pretrained(bare, bare)
+    torch_only = tmp_path / "bin"
+    shutil.copytree(path, torch_only, ignore=shutil.ignore_patterns("model.safetensors"))
+    torch.save(lm.state_dict(), torch_only / "pytorch_model.bin")
+    assert models.check_pretrained(torch_only, torch_only) == {"convert": True}
+    (torch_only / "pytorch_model.bin").unlink()
+    with pytest.raises(models.ModelError, match="no weights"):
+        models.check_pretrained(torch_only, torch_only)

@@ -55,7 +55,7 @@ def _spec(**kw):
 
 def _split(tmp_path, **kw):
     docs = [Document(d["text"], {"domain": d["domain"]}, f"c.jsonl:{i}") for i, d in enumerate(DOCS, 1)]
-    return sharding.split_corpus(docs, _tok(), _spec(**kw), tmp_path / "tokens", tmp_path / "manifest.json")
+    return sharding.split_source(docs, _tok(), _spec(**kw), tmp_path / "tokens", tmp_path / "manifest.json", {})
 
 
 def test_split_keeps_every_token_once_and_seed_apart_from_heldout(tmp_path):
@@ -140,3 +140,90 @@ def test_equal_budget_per_source_in_a_mixture():
     assert np.bincount(plan[:, 0]).tolist() == [20, 20]
     # a small source is cycled: 1000 tokens hold 31 windows, all used before any repeats
     assert len(set(plan[plan[:, 0] == 0][:, 1])) == 20
+
+
+def test_validation_sample_keeps_its_picks_when_shards_are_added():
+    spec = {"count": 4, "sizes": [2, 3], "seed": 0}
+    six = [f"s{i}" for i in range(6)]
+    before = mixtures.validation_sample(mixtures.candidate_mixtures(six[:4], {"max_size": 3}), spec)
+    record = {"random": spec, "picks": [list(m) for m in before]}
+    grown = mixtures.candidate_mixtures(six, {"max_size": 3})
+    assert mixtures.validation_sample(grown, spec, record) == before
+    # without the record, the lowest draws over all mixtures move picks; a new spec draws afresh
+    assert mixtures.validation_sample(grown, spec) != before
+    assert len(mixtures.validation_sample(grown, {**spec, "count": 6}, record)) == 6
+    assert set(before) < set(mixtures.validation_sample(grown, {**spec, "count": 6}, record))
+    assert mixtures.validation_sample(grown, {**spec, "seed": 1}, record) == \
+        mixtures.validation_sample(grown, {**spec, "seed": 1})
+
+
+CRASHING_TRAINER = """
+import sys, torch
+sys.path.insert(0, {root!r})
+from test_library import _resumable_run
+_resumable_run({folder!r}, checkpoint_every=2)
+"""
+
+
+def _resumable_run(folder, checkpoint_every):
+    """Train a tiny model for 8 steps; return its weights."""
+    tok = _tok()
+    arch = {"hidden_size": 32, "layers": 1, "heads": 2, "ffn_size": 64, "context": 16, "tie_embeddings": True,
+            "init_seed": 0}
+    lm = models.build_llama(arch, tok)
+    data = np.random.default_rng(0).integers(0, len(tok), 4000)
+    cfg = {"batch_size": 4, "lr": 0.003, "schedule": "cosine", "warmup_steps": 2, "min_lr_ratio": 0.1,
+           "weight_decay": 0.1, "grad_clip": 1.0, "seed": 0}
+    log = training.train(lm, [data], [512], cfg, 16, torch.device("cpu"), label="t", resume_dir=folder,
+                         checkpoint_every=checkpoint_every)
+    return lm.state_dict(), log
+
+
+def test_training_killed_midway_resumes_to_the_same_weights(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    reference, _ = _resumable_run(None, 0)
+    folder = str(tmp_path / "resume")
+    tests = str(Path(__file__).parent)
+    env = dict(os.environ, SHARDMIX_CRASH_AT="step:t:7", PYTHONPATH=f"{tests}:{Path(tests).parent}")
+    proc = subprocess.run([sys.executable, "-c", CRASHING_TRAINER.format(root=tests, folder=folder)], env=env,
+                          start_new_session=True, capture_output=True, text=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert (tmp_path / "resume/state.pt").exists()
+    resumed, log = _resumable_run(folder, 2)
+    assert log["resumed_from_step"] == 6 and len(log["loss"]) == log["steps"] == 8
+    assert all(torch.equal(reference[k], resumed[k]) for k in reference)
+
+
+def test_a_huge_document_is_tokenized_in_bounded_memory(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = """
+import resource, sys, time
+sys.path.insert(0, sys.argv[1])
+from test_bad_input import _tok
+from shardmix import tokenizer
+tok = _tok()
+text = open(sys.argv[2]).read()
+tokenizer.encode_documents(tok, [text[:2_000_000]])  # the per-call peak: bounded whatever the text
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+ids = tokenizer.encode_documents(tok, [text], dtype="uint16")[0]
+print(len(text), len(ids), (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024)
+"""
+    docs = " ".join(d["text"] for d in DOCS)
+    big = tmp_path / "big.txt"
+    big.write_text(docs * (8_000_000 // len(docs)))
+    tests = str(Path(__file__).parent)
+    out = subprocess.run([sys.executable, "-c", script, tests, str(big)], capture_output=True, text=True,
+                         check=True, env={**os.environ, "PYTHONPATH": f"{tests}:{Path(tests).parent}"}).stdout.split()
+    chars, n_ids, grown = map(int, out)
+    assert n_ids > chars / 8
+    print(f"\n{chars / 1e6:.0f}M characters: peak memory grew by {grown / chars:.1f} bytes per character")
+    assert grown < 8 * chars  # one tokenizer call on the whole text: about 240 bytes per character

@@ -1,24 +1,32 @@
-"""Rules train_shard (and true mixtures): continue pretraining the seed on shard token files.
+"""Rules train_shard and train_full: continue pretraining the seed on shard token files.
 
-Every source gets the same token budget; a fresh AdamW starts from the seed's weights.
+Every source gets the same token budget; a fresh AdamW starts from the seed's weights. The
+model is saved in the seed's dtype; a resumable state is kept in `<out>.resume` meanwhile.
 """
-from pathlib import Path
+import shutil
 
 from shardmix import model as models
 from shardmix import tokenizer, tokens, training
-from shardmix.jobs import job_args, job_device, write_json
+from shardmix.jobs import fail, job_args, job_device
 
 args = job_args()
+resume_dir = f"{args['out']}.resume"
 tok = tokenizer.load(args["seed"])
 device = job_device()
 lm = models.load_causal_lm(args["seed"])
+try:
+    models.check_causal(lm, len(tok))
+except models.ModelError as e:
+    fail(str(e))
+dtype = models.checkpoint_dtype(args["seed"])
 sources = [tokens.load(p) for p in args["sources"]]
 budget = args["training"]["tokens"]
 context = min(args["context"], models.context_length(lm))
-print(f"continue pretraining {args['seed']} on {len(sources)} source(s), {budget} tokens each, on {device}")
-log = training.train(lm, sources, [budget] * len(sources), args["training"], context, device, label=args["label"])
+print(f"continue pretraining {args['seed']} ({dtype}) on {len(sources)} source(s), {budget} tokens each, on {device}")
+log = training.train(lm, sources, [budget] * len(sources), args["training"], context, device, label=args["label"],
+                     resume_dir=resume_dir, checkpoint_every=args.get("checkpoint_every", 0),
+                     log_every=args.get("log_every", 10))
 log["sources"] = args["sources"]
-Path(args["out"]).mkdir(parents=True, exist_ok=True)
-models.save(lm.cpu(), tok, args["out"])
-write_json(Path(args["out"]) / "train_log.json", log)
+models.save(lm.cpu(), tok, args["out"], dtype=dtype, extra={"train_log.json": log}, label=args["label"])
+shutil.rmtree(resume_dir, ignore_errors=True)
 print(f"done: {log['tokens']} tokens in {log['seconds']}s ({log['tokens_per_second']} tokens/s)")

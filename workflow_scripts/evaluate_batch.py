@@ -4,10 +4,11 @@ A merged model is the uniform average of its shards' models, built in place in o
 evaluation model tensor by tensor, so a batch never holds more than one model.
 """
 import csv
+import io
 import resource
 import time
 
-from shardmix import merge, perplexity, tokens
+from shardmix import atomic, faults, merge, perplexity, tokens
 from shardmix import model as models
 from shardmix import tokenizer
 from shardmix.jobs import fail, job_args, job_device
@@ -37,8 +38,10 @@ for i, entry in enumerate(args["models"], 1):
     elapsed = time.perf_counter() - start
     print(f"[{i}/{len(args['models'])}] {entry['model']} on {args['eval_set']}: ppl {score['ppl']:.3f} "
           f"bpb {score['bpb']:.4f} ({i * score['tokens'] / elapsed:.0f} tokens/s)", flush=True)
-with open(args["out"], "w", newline="") as f:
-    writer = csv.DictWriter(f, fieldnames=FIELDS)
-    writer.writeheader()
-    writer.writerows(rows)
+    faults.crash_point(f"evaluate:{args['out']}")
+table = io.StringIO()
+writer = csv.DictWriter(table, fieldnames=FIELDS, lineterminator="\n")
+writer.writeheader()
+writer.writerows(rows)
+atomic.write_text(args["out"], table.getvalue())
 print(f"peak memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")

@@ -1,21 +1,26 @@
-"""Rule seed_model: pretrain a small Llama-style model from scratch on the seed data."""
-from pathlib import Path
+"""Rule seed_model: pretrain a small Llama-style model from scratch on the foundation sources'
+seed data (each source's share of the budget in proportion to its seed tokens)."""
+import shutil
 
 from shardmix import model as models
 from shardmix import tokenizer, tokens, training
-from shardmix.jobs import job_args, job_device, write_json
+from shardmix.jobs import job_args, job_device
 
 args = job_args()
+resume_dir = f"{args['out']}.resume"
 tok = tokenizer.load(args["tokenizer"])
-seed_data = tokens.load(args["seed_tokens"])
+seed_data = [tokens.load(p) for p in args["seed_tokens"]]
+total = sum(len(s) for s in seed_data)
 cfg = args["training"]
-budget = cfg["tokens"] or len(seed_data)
+budget = cfg["tokens"] or total
 device = job_device()
 lm = models.build_llama(args["architecture"], tok)
-print(f"seed model: {sum(p.numel() for p in lm.parameters())} parameters, {len(seed_data)} seed tokens, "
-      f"budget {budget} tokens on {device}")
-log = training.train(lm, [seed_data], [budget], cfg, args["architecture"]["context"], device, label="seed")
-Path(args["out"]).mkdir(parents=True, exist_ok=True)
-models.save(lm.cpu(), tok, args["out"])
-write_json(Path(args["out"]) / "train_log.json", log)
+print(f"seed model: {sum(p.numel() for p in lm.parameters())} parameters, {total} seed tokens from "
+      f"{len(seed_data)} source(s), budget {budget} tokens on {device}")
+shares = [round(budget * len(s) / total) for s in seed_data]
+log = training.train(lm, seed_data, shares, cfg, args["architecture"]["context"], device, label="seed",
+                     resume_dir=resume_dir, checkpoint_every=args.get("checkpoint_every", 0),
+                     log_every=args.get("log_every", 10))
+models.save(lm.cpu(), tok, args["out"], extra={"train_log.json": log}, label="seed")
+shutil.rmtree(resume_dir, ignore_errors=True)
 print(f"done: {log['tokens']} tokens in {log['seconds']}s ({log['tokens_per_second']} tokens/s)")

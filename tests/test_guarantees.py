@@ -1,0 +1,173 @@
+"""The promises outside the demo's shape: new sources at linear cost, every result-bearing
+setting reruns what it changes (and nothing else does), and killed runs finish cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from conftest import ADDED_SHARD, copy_project, grown_config, planned_jobs, snakemake, tiny_config, write_config
+
+
+
+def _grown(pipeline, tmp_path, name):
+    work = tmp_path / name
+    shutil.copytree(pipeline, work, symlinks=True)  # keeps times and .snakemake, like the same checkout
+    return work
+
+
+def test_a_single_source_written_as_a_list_changes_nothing(pipeline, tmp_path, data_dir):
+    work = _grown(pipeline, tmp_path, "listed")
+    config = grown_config(data_dir)
+    config["corpus"] = config["corpus"][:1]
+    write_config(work, config)
+    proc = snakemake(work, "--dry-run")
+    assert "Nothing to be done" in proc.stdout + proc.stderr, proc.stdout[-3000:]
+
+
+def test_a_changed_source_is_named_with_the_choices_it_leaves(pipeline, tmp_path, data_dir):
+    work = _grown(pipeline, tmp_path, "changed")
+    corpus = tmp_path / "moved.jsonl"
+    shutil.copy(data_dir / "corpus.jsonl", corpus)  # same bytes, another path and time: not a change
+    config = tiny_config(data_dir)
+    config["corpus"]["path"] = str(corpus)
+    write_config(work, config)
+    assert "Nothing to be done" in (lambda p: p.stdout + p.stderr)(snakemake(work, "--dry-run"))
+
+    with open(corpus, "a") as f:
+        f.write(json.dumps({"text": "def added(): pass\n", "domain": "json"}) + "\n")
+    proc = snakemake(work, "--dry-run", check=False)
+    assert proc.returncode != 0
+    text = proc.stdout + proc.stderr
+    assert "corpus source(s) changed after they were split" in text and f"corpus ({corpus})" in text
+    assert "add the new text as a new source" in text and "raise that source's `revision`" in text
+
+    config["corpus"]["revision"] = 1  # rebuild on purpose: a foundation source, so everything
+    write_config(work, config)
+    # the split is a checkpoint: the seed and the shard models follow once it has run (mtime)
+    assert planned_jobs(snakemake(work, "--dry-run")) == {"train_tokenizer": 1, "split_source": 1, "all": 1}
+
+
+def _set(path):
+    def change(config):
+        section, key, value = path
+        config.setdefault(section, {})[key] = value
+    return change
+
+
+EVERY_SCORE, ALL_BUT_SEED = "every score", "every score but the seed's"
+RETRAINED = {"train_shard": 3, "train_full": 3, "evaluate_batch": ALL_BUT_SEED, "collect_scores": 1,
+             "plot_scores": 1, "agreement": 1}
+
+
+@pytest.mark.parametrize("change, expected", [
+    (_set(("shard_training", "lr", 0.002)), RETRAINED),
+    (_set(("shard_training", "tokens", 1024)), {**RETRAINED, "shard_sizes": 1}),
+    (_set(("evaluation", "max_tokens", 768)),
+     {"evaluate_batch": EVERY_SCORE, "collect_scores": 1, "plot_scores": 1, "agreement": 1}),
+    (_set(("model", "context", 16)), {**RETRAINED, "seed_model": 1, "evaluate_batch": EVERY_SCORE, "shard_sizes": 1}),
+    (_set(("seed_training", "lr", 0.004)), {**RETRAINED, "seed_model": 1, "evaluate_batch": EVERY_SCORE}),
+    # a checkpoint: what follows the split is planned once it has run
+    (_set(("sharding", "heldout_fraction", 0.25)), {"split_source": 1}),
+    # a new shard of the source: one training, its batches everywhere, old batches on its held-out set
+    (lambda c: c["sharding"]["include"].append(ADDED_SHARD),
+     {"train_shard": 1, "evaluate_batch": 3 * 5 + 5 + 2, "collect_scores": 1, "plot_scores": 1, "agreement": 1,
+      "shard_sizes": 1}),
+    # the triple stays scored (it is validated); only the cost curve of the agreement changes
+    (_set(("mixtures", "max_size", 2)), {"agreement": 1}),
+    (_set(("mixtures", "explicit", [["email", "http", "json"]])), {"agreement": 1}),
+    (_set(("validation", "explicit", [["json", "email"], ["http", "json"]])),
+     {"evaluate_batch": 4, "collect_scores": 1, "plot_scores": 1, "agreement": 1}),
+    (_set(("validation", "explicit", [["json", "email"], ["http", "json"], ["email", "http"],
+                                      ["email", "http", "json"]])),
+     {"train_full": 1, "evaluate_batch": 4, "collect_scores": 1, "plot_scores": 1, "agreement": 1}),
+    (_set(("runtime", "device", "cpu")), {}),
+    (_set(("runtime", "gpus_per_job", 1)), {}),
+    (_set(("runtime", "train_threads", 2)), {}),
+    (_set(("shard_training", "checkpoint_every", 3)), {}),
+    (_set(("shard_training", "log_every", 1)), {}),
+])
+def test_each_setting_reruns_exactly_what_it_changes(pipeline, tmp_path, data_dir, change, expected):
+    work = _grown(pipeline, tmp_path, "changed-setting")
+    config = tiny_config(data_dir)
+    change(config)
+    write_config(work, config)
+    jobs = planned_jobs(snakemake(work, "--dry-run"))
+    jobs.pop("all", None)
+    assert set(jobs) == set(expected), jobs
+    scores = pipeline / "results/scores"
+    every = len(list(scores.rglob("*.csv")))
+    counts = {EVERY_SCORE: every, ALL_BUT_SEED: every - len(list(scores.glob("*/seed.csv")))}
+    for rule, count in expected.items():
+        assert jobs[rule] == counts.get(count, count), (rule, jobs)
+
+
+def test_runtime_given_on_the_command_line_is_read_as_numbers(pipeline, tmp_path):
+    proc = snakemake(pipeline, "--dry-run", "--config", "runtime={gpus_per_job: 0, train_threads: 2}")
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def _start(work, crash_at=None):
+    """snakemake in its own process group, as a user's shell would start it."""
+    env = dict(os.environ, PATH=f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}")
+    if crash_at:
+        env["SHARDMIX_CRASH_AT"] = crash_at
+    return subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2"], cwd=work, env=env,
+                          capture_output=True, text=True, start_new_session=True)
+
+
+def test_a_run_killed_while_training_saving_and_evaluating_finishes_like_an_uninterrupted_one(
+        pipeline, grown, tmp_path, data_dir):
+    reference = grown[0]  # the same change, uninterrupted
+    config = grown_config(data_dir)
+    config["shard_training"]["checkpoint_every"] = 2  # not a result: reruns nothing
+
+    work = _grown(pipeline, tmp_path, "killed")
+    write_config(work, config)
+    for crash_at in (f"step:{ADDED_SHARD}:5", f"save:{ADDED_SHARD}", f"evaluate:results/scores/json/{ADDED_SHARD}.000.csv"):
+        proc = _start(work, crash_at)
+        assert proc.returncode == -signal.SIGKILL, (crash_at, proc.stderr[-2000:])
+        locked = snakemake(work, check=False)
+        assert locked.returncode != 0 and "--unlock" in locked.stdout + locked.stderr
+        snakemake(work, "--unlock")
+    log = (work / f"logs/train_shard/{ADDED_SHARD}.log").read_text()
+    assert "resumed from step 6" in log  # the second run resumed at 4, saved at 6, died saving the model
+    snakemake(work)
+    assert not list((work / "results").rglob("*.partial")) and not list((work / "results").rglob("*.resume"))
+    new_model = f"results/models/shards/{ADDED_SHARD}/model.safetensors"
+    assert (work / new_model).read_bytes() == (reference / new_model).read_bytes()
+    pd.testing.assert_frame_equal(pd.read_csv(work / "results/scores.csv", keep_default_na=False),
+                                  pd.read_csv(reference / "results/scores.csv", keep_default_na=False))
+
+
+def test_a_damaged_checkpoint_is_named_before_it_is_merged(pipeline, tmp_path):
+    from shardmix import merge
+
+    model = tmp_path / "json"
+    shutil.copytree(pipeline / "results/models/shards/json", model)
+    weights = model / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-1000])
+    with pytest.raises(merge.MergeError, match=rf"{weights}: damaged or truncated checkpoint .*delete {model} and "
+                                               "rerun snakemake"):
+        merge.average_into(None, [model])
+    weights.write_bytes(b"\x09\x00\x00\x00\x00\x00\x00\x00{not json")
+    with pytest.raises(merge.MergeError, match="unreadable header"):
+        merge.average_into(None, [model])
+
+
+def test_own_config_file_inherits_nothing_from_the_demo(tmp_path, data_dir):
+    work = copy_project(tmp_path / "own")
+    shutil.copy(copy_project.__globals__["ROOT"] / "config.yaml", work / "config.yaml")  # the demo's
+    own = tiny_config(data_dir)
+    (tmp_path / "my.yaml").write_text(json.dumps(own))
+    jobs = planned_jobs(snakemake(work, "--dry-run", "--configfile", str(tmp_path / "my.yaml")))
+    assert "demo_corpus" not in jobs and jobs["split_source"] == 1
+    empty = snakemake(work, "--report", "results/report.html", "--configfile", str(tmp_path / "my.yaml"), check=False)
+    assert empty.returncode != 0 and "nothing to report" in empty.stdout + empty.stderr
+    assert not (work / "results/report.html").exists()

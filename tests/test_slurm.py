@@ -1,0 +1,71 @@
+"""A tiny workflow through profiles/slurm on a real single-node SLURM cluster (.ci/slurm-cluster
+starts one; .ci/run installs Debian's slurm-wlm and munge and starts it), checked with sacct."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+from conftest import copy_project, ran_jobs, snakemake, tiny_config, write_config
+
+
+def _cluster_up() -> str | None:
+    if not shutil.which("sinfo") or not shutil.which("sbatch"):
+        return "SLURM is not installed (Debian packages slurm-wlm and munge; .ci/run installs them)"
+    proc = subprocess.run(["sinfo", "-h", "-o", "%P %T"], capture_output=True, text=True)
+    if proc.returncode != 0 or not re.search(r"\b(idle|mixed|allocated)\b", proc.stdout):
+        return f"no SLURM cluster answers (start one with .ci/slurm-cluster start, as root): {proc.stderr.strip()}"
+    return None
+
+
+pytestmark = pytest.mark.skipif(_cluster_up() is not None, reason=str(_cluster_up()))
+
+
+def _small_config(data_dir):
+    config = tiny_config(data_dir)
+    config["sharding"]["include"] = ["json", "email"]
+    config["mixtures"] = {"max_size": 2}
+    config["eval_sets"] = []
+    del config["validation"]
+    return config
+
+
+def test_the_slurm_profile_runs_every_job_on_the_cluster_and_scores_like_a_local_run(tmp_path, data_dir):
+    config = _small_config(data_dir)
+    local, cluster = copy_project(tmp_path / "local"), copy_project(tmp_path / "cluster")
+    write_config(local, config)
+    write_config(cluster, config)
+    # the local reference runs meanwhile: the SLURM run mostly waits for the scheduler
+    env = dict(os.environ, PATH=f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}")
+    start = time.perf_counter()
+    reference = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "1", "--set-threads",
+                                  "seed_model=1"], cwd=local, env=env, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE, text=True)
+    proc = snakemake(cluster, "--profile", "profiles/slurm", "--workflow-profile", "profiles/slurm-cpu-only",
+                     "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2",
+                     "--jobs", "4", "--latency-wait", "5")
+    slurm_seconds = time.perf_counter() - start
+    assert reference.wait() == 0, reference.stderr.read()[-3000:]
+    text = proc.stdout + proc.stderr
+    run_id = re.search(r"SLURM run ID: ([0-9a-f-]+)", text).group(1)
+
+    submitted = set(re.findall(r"Job \d+ has been submitted with SLURM jobid (\d+)", text))
+    accounting = subprocess.run(["sacct", "--completion", "--parsable2", "--format=JobID,JobName,Partition,State"],
+                                capture_output=True, text=True, check=True).stdout.splitlines()
+    ours = [line.split("|") for line in accounting[1:] if line.split("|")[1] == run_id]
+    summary = pd.DataFrame(ours, columns=["job", "name", "partition", "state"])
+    print(f"\nsacct --completion for run {run_id}:\n{summary.groupby(['partition', 'state']).size()}\n"
+          f"SLURM run {slurm_seconds:.0f}s (the local one ran meanwhile)")
+    # every job but the two local record-keeping ones ran as a SLURM job, and completed there
+    assert len(submitted) == sum(ran_jobs(proc).values()) - ran_jobs(proc).get("all", 0) - 2
+    assert set(summary["job"]) == submitted
+    assert (summary["state"] == "COMPLETED").all() and (summary["partition"] == "cpu").all()
+
+    pd.testing.assert_frame_equal(pd.read_csv(cluster / "results/scores.csv", keep_default_na=False),
+                                  pd.read_csv(local / "results/scores.csv", keep_default_na=False))

@@ -1,0 +1,22 @@
+"""Checkpoint split_source: tokenize one corpus source once, cut it into shards with
+train / held-out / seed parts, and record which bytes were split (checksum)."""
+import time
+
+from shardmix import corpus, sharding, tokenizer
+from shardmix.jobs import fail, job_args
+
+args = job_args()
+source = args["source"]
+start = time.perf_counter()
+tok = tokenizer.load(args["tokenizer"])
+provenance = {"source": source["name"], "path": source["path"], "revision": source["revision"],
+              "fingerprint": corpus.fingerprint(source["path"]), "checksum": corpus.checksum(source["path"])}
+try:
+    manifest = sharding.split_source(corpus.read_documents(source, origin=source["key"]), tok, source["sharding"],
+                                     args["tokens_dir"], args["manifest"], provenance)
+except corpus.CorpusError as e:
+    fail(str(e))
+for name, info in manifest["shards"].items():
+    print(f"{name}: {info}")
+print(f"source {source['name']}: seed tokens {manifest['seed_tokens']}, total {manifest['total_tokens']} tokens "
+      f"in {time.perf_counter() - start:.1f}s")
