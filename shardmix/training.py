@@ -55,12 +55,14 @@ def lr_at(step: int, total: int, cfg: dict) -> float:
 
 def train(model, sources: list[np.ndarray], tokens_per_source: list[int], cfg: dict, context: int,
           device: torch.device, label: str = "train", resume_dir: str | Path | None = None,
-          checkpoint_every: int = 0, log_every: int = 10) -> dict:
+          checkpoint_every: int = 0, log_every: int = 10, inputs: list = ()) -> dict:
     """Train `model` in place with a fresh AdamW; return the training log.
 
     With `resume_dir` and `checkpoint_every`, the model, optimizer and log are saved there every
     `checkpoint_every` steps, and a call that finds a state of the same run continues from it:
-    on CPU the final weights equal those of an uninterrupted run.
+    on CPU the final weights equal those of an uninterrupted run. A state counts as the same run
+    only with the same settings and the same `inputs` files (names, sizes, times: a retrained
+    seed or re-split shard never resumes an old state).
     """
     torch.manual_seed(cfg["seed"])
     rng = np.random.default_rng(cfg["seed"])
@@ -76,7 +78,11 @@ def train(model, sources: list[np.ndarray], tokens_per_source: list[int], cfg: d
                             lr=cfg["lr"], betas=(0.9, 0.95), fused=device.type == "cuda")
     log = {"label": label, "steps": steps, "batch_size": batch, "context": context,
            "loss": [], "lr": [], "tokens_seen": []}
-    state = _ResumeState(resume_dir, _run_key(cfg, [len(s) for s in sources], tokens_per_source, context, label))
+    from shardmix.corpus import fingerprint
+
+    identity = [fingerprint(p) for p in inputs]
+    state = _ResumeState(resume_dir, _run_key(cfg, [len(s) for s in sources], tokens_per_source, context, label,
+                                              identity))
     first, seen, before = state.load(model, opt, log, device)
     start = time.perf_counter()
     for step in range(first, steps):

@@ -165,7 +165,7 @@ _resumable_run({folder!r}, checkpoint_every=2)
 """
 
 
-def _resumable_run(folder, checkpoint_every):
+def _resumable_run(folder, checkpoint_every, inputs=()):
     """Train a tiny model for 8 steps; return its weights."""
     tok = _tok()
     arch = {"hidden_size": 32, "layers": 1, "heads": 2, "ffn_size": 64, "context": 16, "tie_embeddings": True,
@@ -175,7 +175,7 @@ def _resumable_run(folder, checkpoint_every):
     cfg = {"batch_size": 4, "lr": 0.003, "schedule": "cosine", "warmup_steps": 2, "min_lr_ratio": 0.1,
            "weight_decay": 0.1, "grad_clip": 1.0, "seed": 0}
     log = training.train(lm, [data], [512], cfg, 16, torch.device("cpu"), label="t", resume_dir=folder,
-                         checkpoint_every=checkpoint_every)
+                         checkpoint_every=checkpoint_every, inputs=inputs)
     return lm.state_dict(), log
 
 
@@ -194,6 +194,10 @@ def test_training_killed_midway_resumes_to_the_same_weights(tmp_path):
                           start_new_session=True, capture_output=True, text=True)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     assert (tmp_path / "resume/state.pt").exists()
+    other_seed = tmp_path / "seed.bin"
+    other_seed.write_bytes(b"a retrained seed")
+    _, fresh = _resumable_run(folder, 0, inputs=[other_seed])  # another input: the state is not its own
+    assert "resumed_from_step" not in fresh
     resumed, log = _resumable_run(folder, 2)
     assert log["resumed_from_step"] == 6 and len(log["loss"]) == log["steps"] == 8
     assert all(torch.equal(reference[k], resumed[k]) for k in reference)
@@ -219,7 +223,7 @@ print(len(text), len(ids), (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss -
 """
     docs = " ".join(d["text"] for d in DOCS)
     big = tmp_path / "big.txt"
-    big.write_text(docs * (8_000_000 // len(docs)))
+    big.write_text(docs * (4_000_000 // len(docs)))
     tests = str(Path(__file__).parent)
     out = subprocess.run([sys.executable, "-c", script, tests, str(big)], capture_output=True, text=True,
                          check=True, env={**os.environ, "PYTHONPATH": f"{tests}:{Path(tests).parent}"}).stdout.split()

@@ -25,7 +25,7 @@ context = min(args["context"], models.context_length(lm))
 print(f"continue pretraining {args['seed']} ({dtype}) on {len(sources)} source(s), {budget} tokens each, on {device}")
 log = training.train(lm, sources, [budget] * len(sources), args["training"], context, device, label=args["label"],
                      resume_dir=resume_dir, checkpoint_every=args.get("checkpoint_every", 0),
-                     log_every=args.get("log_every", 10))
+                     log_every=args.get("log_every", 10), inputs=[args["seed"], *args["sources"]])
 log["sources"] = args["sources"]
 models.save(lm.cpu(), tok, args["out"], dtype=dtype, extra={"train_log.json": log}, label=args["label"])
 shutil.rmtree(resume_dir, ignore_errors=True)
