@@ -48,11 +48,15 @@ if PRETRAINED and PRETRAINED["convert"] and CFG["tokenizer"]["path"] is None:
     TOKENIZER = SEED_MODEL  # the converted checkpoint carries the model's tokenizer
 
 
+def manifest(source):
+    return f"{CORPUS}/{source}/manifest.json"
+
+
 def _check_paths():
     """Name a missing input by its config key now, rather than as a rule's missing file later."""
     # a source already split needs its file no more
     paths = [(f"{s['key']}.path", s["path"]) for s in CFG["sources"]
-             if not os.path.exists(f"{CORPUS}/{s['name']}/manifest.json")]
+             if not os.path.exists(manifest(s["name"]))]
     paths += [(f"eval_sets[{i}].path", e["path"]) for i, e in enumerate(CFG["eval_sets"])]
     missing = [f"{key}: {path} does not exist" for key, path in paths
                if not os.path.exists(path) and not path.startswith(DEMO_CORPUS + "/")]
@@ -133,10 +137,6 @@ def split_spec(name):
 # --- sources: which ones built the tokenizer and the seed, and whether any changed since ---------
 
 
-def manifest(source):
-    return f"{CORPUS}/{source}/manifest.json"
-
-
 def _read_json(path):
     with open(path) as f:
         return json.load(f)
@@ -175,9 +175,10 @@ def _check_sources_unchanged():
             continue  # re-split on purpose
         if shardmix_corpus.fingerprint(spec["path"]) == recorded.get("fingerprint"):
             continue
-        if shardmix_corpus.checksum(spec["path"]) != recorded.get("checksum"):
+        now = shardmix_corpus.checksum(spec["path"])
+        if now != recorded.get("checksum"):
             changed.append(f"  {spec['key']} ({spec['path']}): checksum {recorded.get('checksum', '?')[:12]} when "
-                           f"split, {shardmix_corpus.checksum(spec['path'])[:12]} now")
+                           f"split, {now[:12]} now")
     if changed:
         raise WorkflowError(
             "corpus source(s) changed after they were split; their shard models were trained on the old text:\n"

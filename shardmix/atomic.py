@@ -31,15 +31,21 @@ def directory(path: str | Path):
     os.replace(tmp, path)
 
 
-def write_bytes(path: str | Path, data: bytes) -> None:
+@contextlib.contextmanager
+def file(path: str | Path):
+    """Yield a temporary path to write; on success it replaces `path` in one rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _partial(path)
-    with open(tmp, "wb") as f:
+    yield tmp
+    os.replace(tmp, path)
+
+
+def write_bytes(path: str | Path, data: bytes) -> None:
+    with file(path) as tmp, open(tmp, "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def write_text(path: str | Path, text: str) -> None:

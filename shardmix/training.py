@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -19,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from shardmix import faults
+from shardmix import atomic, faults
 from shardmix.model import autocast
 
 
@@ -142,12 +141,10 @@ class _ResumeState:
         return saved["step"], saved["tokens"], saved["seconds"]
 
     def save(self, model, opt, log, step: int, tokens: int, seconds: float) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".partial")
-        torch.save({"key": self.key, "step": step, "tokens": tokens, "seconds": seconds,
-                    "model": model.state_dict(), "optimizer": opt.state_dict(),
-                    "log": {k: log[k] for k in ("loss", "lr", "tokens_seen")}}, tmp)
-        os.replace(tmp, self.path)
+        with atomic.file(self.path) as tmp:
+            torch.save({"key": self.key, "step": step, "tokens": tokens, "seconds": seconds,
+                        "model": model.state_dict(), "optimizer": opt.state_dict(),
+                        "log": {k: log[k] for k in ("loss", "lr", "tokens_seen")}}, tmp)
 
 
 def _batch(sources, rows, context, device):
