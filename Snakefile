@@ -23,12 +23,15 @@ include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/results.smk"
 include: "rules/validate.smk"
+include: "rules/search.smk"
 
 
 # records of choices and small tables: on a cluster, not worth a job of their own
 localrules:
     record_foundation,
     record_validation_sample,
+    record_eval_groups,
+    best_mixtures,
     shard_sizes,
 
 

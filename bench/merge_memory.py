@@ -42,7 +42,7 @@ def run(method: str, dirs: list[str]) -> None:
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     start = time.perf_counter()
     if method == "streamed":
-        merge.average_into(target, dirs)
+        merge.merge_into(target, dirs)
     else:  # every model fully in memory, then averaged
         states = [models.load_causal_lm(d).state_dict() for d in dirs]
         target.load_state_dict({n: sum(s[n] for s in states) / len(states) for n in states[0]})

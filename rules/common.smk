@@ -10,7 +10,8 @@ sys.path.insert(0, workflow.basedir)
 from shardmix import config as shardmix_config
 from shardmix import corpus as shardmix_corpus
 from shardmix import mixtures as shardmix_mixtures
-from shardmix.naming import SEP, mixture_name, model_id
+from shardmix import naming
+from shardmix.merge import method_spec, needs_seed
 
 
 try:
@@ -25,6 +26,9 @@ MODELS = f"{R}/models"
 SCORES = f"{R}/scores"
 FOUNDATION_RECORD = f"{CORPUS}/foundation.json"
 VALIDATION_SAMPLE = f"{R}/validation/sample.json"
+EVAL_GROUPS_RECORD = f"{SCORES}/eval_groups.json"
+SEARCH = f"{R}/search"
+METHODS = [method_spec(m) for m in CFG["mixtures"]["methods"]]
 SOURCES = {s["name"]: s for s in CFG["sources"]}
 GPU = CFG["runtime"]["gpus_per_job"]
 # settings that change how a job runs or what it logs, never its result: kept out of params
@@ -252,12 +256,59 @@ def eval_sets():
     return sets
 
 
+def eval_groups():
+    """Group id -> eval sets. An evaluation job merges each model of its batch once and scores it
+    on every set of one group. Groups are the sets that joined the run together (recorded in
+    results/scores/eval_groups.json), so a shard or eval set added later forms a new group and
+    never changes the jobs that already ran."""
+    sets = list(eval_sets())
+    recorded = _read_json(EVAL_GROUPS_RECORD)["groups"] if os.path.exists(EVAL_GROUPS_RECORD) else []
+    groups = [[s for s in group if s in sets] for group in recorded]
+    seen = {s for group in groups for s in group}
+    groups.append([s for s in sets if s not in seen])
+    return {f"g{i}": group for i, group in enumerate(groups) if group}
+
+
 def full_model(mixture):
-    return f"{MODELS}/full/{mixture_name(mixture)}"
+    return f"{MODELS}/full/{mixture}"
 
 
-def _entry(kind, members, dirs):
-    return {"model": model_id(kind, members), "kind": kind, "shards": mixture_name(members), "dirs": dirs}
+def full_training(mixture):
+    """Arguments of a really trained mixture. A uniform one gives each member the shard budget;
+    a weighted one of k members k budgets in all, member i w_i * k of them."""
+    weights = naming.weights(mixture)
+    run = dict(seed=SEED_MODEL, sources=[train_tokens(s) for s in weights],
+               training=training_settings("shard_training"), context=CFG["model"]["context"],
+               out=full_model(mixture), label=f"full/{mixture}")
+    if naming.is_weighted(mixture):
+        total = len(weights) * CFG["shard_training"]["tokens"]
+        run["budgets"] = [max(1, round(w * total)) for w in weights.values()]
+    return run
+
+
+def _entry(kind, mixture="", method=None):
+    """One model of an evaluation batch: what to load (dirs) and, for a merge, how to merge it."""
+    entry = {"model": naming.model_id(kind, mixture, method["label"] if method else "linear"), "kind": kind,
+             "shards": naming.SEP.join(naming.members(mixture)) if mixture else "",
+             "weights": naming.weights_column(mixture) if mixture else "", "method": ""}
+    if kind == "seed":
+        entry["dirs"] = [SEED_MODEL]
+    elif kind == "shard":
+        entry["dirs"] = [shard_model(mixture)]
+    elif kind == "full":
+        entry["dirs"] = [full_model(mixture)]
+    else:
+        weights = naming.weights(mixture)
+        entry.update(method=method["label"], dirs=[shard_model(s) for s in weights], merge={
+            "weights": list(weights.values()), "method": method,
+            "seed": SEED_MODEL if needs_seed(method) else None})
+    return entry
+
+
+def _merged_entries(mixture):
+    if len(naming.members(mixture)) == 1:
+        return [_entry("shard", mixture)]
+    return [_entry("merged", mixture, m) for m in METHODS]
 
 
 @lru_cache
@@ -268,18 +319,18 @@ def _plan(shard_tuple):
     recorded = _read_json(VALIDATION_SAMPLE) if os.path.exists(VALIDATION_SAMPLE) else None
     try:
         candidates = shardmix_mixtures.candidate_mixtures(order, CFG["mixtures"])
-        picks = shardmix_mixtures.validation_sample(candidates, CFG["validation"]["random"], recorded)
+        picks = shardmix_mixtures.validation_sample(candidates, CFG["validation"]["random"], order, recorded)
         validated = shardmix_mixtures.validation_mixtures(order, picks, CFG["validation"])
     except shardmix_mixtures.MixtureError as e:
         raise WorkflowError(str(e))
-    scored = sorted(set(candidates) | set(validated), key=lambda m: (len(m), m))
-    plan = {"seed": [_entry("seed", (), [SEED_MODEL])]}
-    for batch, members in shardmix_mixtures.batches(order, scored, size).items():
-        plan[batch] = [_entry("shard" if len(m) == 1 else "merged", m, [shard_model(s) for s in m])
-                       for m in members]
+    scored = {**{m: "validated" for m in validated}, **candidates}
+    plan = {"seed": [_entry("seed")]}
+    for batch, names in shardmix_mixtures.batches(order, scored, size).items():
+        plan[batch] = [e for m in names for e in _merged_entries(m)]
     # '@' cannot occur in a shard name, so these ids never clash with the batches above
-    for batch, members in shardmix_mixtures.batches(order, validated, size, prefix="full@", singles=False).items():
-        plan[batch] = [_entry("full", m, [full_model(m)]) for m in members]
+    full = {m: "subset" for m in validated}
+    for batch, names in shardmix_mixtures.batches(order, full, size, prefix="full@", singles=False).items():
+        plan[batch] = [_entry("full", m) for m in names]
     return plan, validated, picks
 
 
@@ -292,21 +343,50 @@ def validated_mixtures():
 
 
 def validation_picks():
-    return [list(m) for m in _plan(tuple(shard_sources()))[2]]
+    return _plan(tuple(shard_sources()))[2]
 
 
 def score_files():
-    return [f"{SCORES}/{e}/{b}.csv" for e in eval_sets() for b in batches()]
+    return [f"{SCORES}/{g}/{b}.csv" for g in eval_groups() for b in batches()]
+
+
+def search_targets():
+    """Search target name -> {eval set: weight}, checked against this run's eval sets."""
+    sets = list(eval_sets())
+    targets = {}
+    for i, target in enumerate(CFG["search"]["targets"]):
+        chosen = target["eval_sets"]
+        chosen = dict.fromkeys(sets, 1.0) if chosen is None else (
+            dict.fromkeys(chosen, 1.0) if isinstance(chosen, list) else dict(chosen))
+        unknown = [s for s in chosen if s not in sets]
+        if unknown:
+            raise WorkflowError(f"search.targets[{i}].eval_sets names {unknown[0]!r}, which is not an eval set of "
+                                f"this run (eval sets: {', '.join(sets)})")
+        total = sum(chosen.values())
+        targets[target["name"]] = {s: w / total for s, w in chosen.items()}
+    return targets
+
+
+def uniform_all():
+    return naming.mixture_name(list(shard_sources()))
 
 
 VALIDATION_OUTPUTS = [f"{R}/validation/{name}" for name in
-                      ("agreement.csv", "agreement_naive.csv", "agreement.html", "scatter.png", "cost.png")]
+                      ("agreement.csv", "agreement_naive.csv", "agreement.html", "scatter.png", "cost.png",
+                       "calibration.csv")] + [f"{R}/predictions.csv"]
 
 
 def final_outputs(wildcards):
     shards()
     outputs = [f"{R}/scores.csv", f"{R}/scores.html", f"{R}/plots/heatmap.png", f"{R}/plots/ranking.png",
-               f"{CORPUS}/shards.csv"]
+               f"{CORPUS}/shards.csv", EVAL_GROUPS_RECORD]
     if CFG["validation"]["random"]:
         outputs.append(VALIDATION_SAMPLE)
-    return outputs + (VALIDATION_OUTPUTS if validated_mixtures() else [])
+    if validated_mixtures():
+        outputs += VALIDATION_OUTPUTS
+    if CFG["search"]["targets"]:
+        outputs += [f"{SEARCH}/best_mixtures.csv", f"{SEARCH}/weights.png"]
+        if CFG["validation"]["search"]:
+            checkpoints.best_mixtures.get()  # the searched mixtures decide what validate_search trains
+            outputs.append(f"{SEARCH}/validation.csv")
+    return outputs

@@ -1,43 +1,57 @@
-# Score batches of models (seed, shard models, merged mixtures) on one eval set per job.
+# Score batches of models (seed, shard models, merged mixtures, really trained mixtures): each
+# job builds every model of its batch once and scores it on every eval set of one group.
+
+
+def eval_inputs(wildcards):
+    extra = {e["name"] for e in CFG["eval_sets"]}
+    sets = eval_groups()[wildcards.group]
+    entries = batches()[wildcards.batch]
+    return {
+        "models": sorted({d for e in entries for d in e["dirs"] + [(e.get("merge") or {}).get("seed")] if d}),
+        # a held-out set lives in its source's token folder; that source's manifest stands for it
+        "data": sorted({eval_set_tokens(s) if s in extra else manifest(shard_source(s)) for s in sets}),
+        "tokenizer": TOKENIZER,
+    }
 
 
 def eval_set_tokens(name):
     return eval_sets()[name]
 
 
-def eval_inputs(wildcards):
-    extra = {e["name"] for e in CFG["eval_sets"]}
-    return {
-        "models": sorted({d for entry in batches()[wildcards.batch] for d in entry["dirs"]}),
-        # a held-out set lives in its source's token folder; that source's manifest stands for it
-        "data": eval_set_tokens(wildcards.eval_set) if wildcards.eval_set in extra
-        else manifest(shard_source(wildcards.eval_set)),
-        "tokenizer": TOKENIZER,
-    }
-
-
 rule evaluate_batch:
     input:
         unpack(eval_inputs),
     output:
-        f"{SCORES}/{{eval_set}}/{{batch}}.csv",
+        f"{SCORES}/{{group}}/{{batch}}.csv",
     wildcard_constraints:
-        eval_set="[^/]+",
+        group="g[0-9]+",
         batch="[^/]+",
     params:
         args=lambda wc: args(
-            models=batches()[wc.batch], eval_set=wc.eval_set, eval_tokens=eval_set_tokens(wc.eval_set),
+            models=batches()[wc.batch], eval_sets={s: eval_set_tokens(s) for s in eval_groups()[wc.group]},
             tokenizer=TOKENIZER, max_tokens=CFG["evaluation"]["max_tokens"],
             min_tokens=CFG["evaluation"]["min_tokens"], batch_windows=CFG["evaluation"]["batch_windows"],
-            context=CFG["model"]["context"], out=f"{SCORES}/{wc.eval_set}/{wc.batch}.csv"),
+            context=CFG["model"]["context"], out=f"{SCORES}/{wc.group}/{wc.batch}.csv"),
     threads: CFG["runtime"]["eval_threads"]
     resources:
         gpu=GPU,
         mem_mb=4000,
         runtime=60,
     log:
-        "logs/evaluate/{eval_set}/{batch}.log",
+        "logs/evaluate/{group}/{batch}.log",
     benchmark:
-        "benchmarks/evaluate/{eval_set}/{batch}.tsv"
+        "benchmarks/evaluate/{group}/{batch}.tsv"
     shell:
         f"{script('evaluate_batch')} {{params.args:q}} {{threads}} > {{log}} 2>&1"
+
+
+rule record_eval_groups:
+    output:
+        EVAL_GROUPS_RECORD,
+    params:
+        # which eval sets joined the run together; later runs keep these groups
+        args=lambda wc: args(record={"groups": list(eval_groups().values())}, out=EVAL_GROUPS_RECORD),
+    log:
+        "logs/record_eval_groups.log",
+    shell:
+        f"{script('write_record')} {{params.args:q}} > {{log}} 2>&1"

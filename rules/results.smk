@@ -9,7 +9,7 @@ rule collect_scores:
         html=report(f"{R}/scores.html", caption="../report/scores_html.rst", category="1. Scores"),
     params:
         # names, not paths: the path list of a large run would overflow one command-line argument
-        args=lambda wc: args(scores_dir=SCORES, eval_sets=list(eval_sets()), batches=list(batches()),
+        args=lambda wc: args(scores_dir=SCORES, groups=list(eval_groups()), batches=list(batches()),
                              out=f"{R}/scores.csv", html=f"{R}/scores.html"),
     log:
         "logs/collect_scores.log",

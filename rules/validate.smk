@@ -3,18 +3,15 @@
 
 rule train_full:
     input:
-        manifests=lambda wc: sorted({manifest(shard_source(s)) for s in wc.mixture.split(SEP)}),
+        manifests=lambda wc: sorted({manifest(shard_source(s)) for s in naming.members(wc.mixture)}),
         seed=SEED_MODEL,
     output:
         directory(f"{MODELS}/full/{{mixture}}"),
     wildcard_constraints:
         mixture="[^/]+",
     params:
-        # the shuffled union of the shards, each with the shard models' token budget
-        args=lambda wc: args(
-            seed=SEED_MODEL, sources=[train_tokens(s) for s in wc.mixture.split(SEP)],
-            training=training_settings("shard_training"), context=CFG["model"]["context"],
-            out=f"{MODELS}/full/{wc.mixture}", label=f"full/{wc.mixture}"),
+        # the shuffled union of the shards: k members get k shard budgets, each its weight's share
+        args=lambda wc: args(**full_training(wc.mixture)),
         how=lambda wc, output: run_settings("shard_training"),
     threads: CFG["runtime"]["train_threads"]
     resources:
@@ -39,13 +36,17 @@ rule agreement:
                     category="2. Validation"),
         scatter=report(f"{R}/validation/scatter.png", caption="../report/scatter.rst", category="2. Validation"),
         cost=report(f"{R}/validation/cost.png", caption="../report/cost.rst", category="2. Validation"),
+        calibration=report(f"{R}/validation/calibration.csv", caption="../report/calibration.rst",
+                           category="2. Validation"),
+        predictions=report(f"{R}/predictions.csv", caption="../report/predictions.rst", category="2. Validation"),
     params:
         args=lambda wc: args(
             scores=f"{R}/scores.csv", shards=list(shard_sources()), mixtures=CFG["mixtures"],
             tokens_per_shard=CFG["shard_training"]["tokens"],
             agreement=f"{R}/validation/agreement.csv", naive=f"{R}/validation/agreement_naive.csv",
             html=f"{R}/validation/agreement.html", scatter=f"{R}/validation/scatter.png",
-            cost=f"{R}/validation/cost.png"),
+            cost=f"{R}/validation/cost.png", calibration=f"{R}/validation/calibration.csv",
+            predictions=f"{R}/predictions.csv", methods=[m["label"] for m in METHODS]),
     log:
         "logs/agreement.log",
     shell:

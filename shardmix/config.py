@@ -172,6 +172,13 @@ def _check_consistency(cfg: dict, source: str) -> None:
     if cfg["model"]["hidden_size"] % cfg["model"]["heads"]:
         raise ConfigError(f"{source}: key 'model.heads': hidden_size {cfg['model']['hidden_size']} "
                           f"is not divisible by {cfg['model']['heads']} heads")
+    targets = [t["name"] for t in cfg["search"]["targets"]]
+    for i, name in enumerate(targets):
+        if safe_name(name) != name or targets.count(name) > 1:
+            raise ConfigError(f"{source}: key 'search.targets[{i}].name': {name!r} is used twice or is not a safe "
+                              f"file name (use letters, digits, '.', '_' or '-')")
+    if cfg["validation"]["search"] and not targets:
+        raise ConfigError(f"{source}: key 'validation.search': there is nothing to validate; list search.targets")
     if cfg["shard_training"]["tokens"] is None:
         raise ConfigError(f"{source}: key 'shard_training.tokens' must be set: every shard gets the same budget")
 

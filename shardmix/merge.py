@@ -1,4 +1,4 @@
-"""Uniform parameter averaging of models, streamed one tensor at a time.
+"""Merging models by named methods (weighted average, task arithmetic), streamed one tensor at a time.
 
 Memory stays at one target model plus one tensor per input model, whatever the
 number of models merged: tensors are read one by one from the safetensors files.
@@ -99,22 +99,64 @@ class _Reader:
             handle.close()
 
 
-def average_into(model: torch.nn.Module, model_dirs: list) -> torch.nn.Module:
-    """Load the uniform average of the checkpoints in `model_dirs` into `model`, in place."""
+def linear(weights, members, seed=None):
+    """Weighted average of the members' tensors: sum_i w_i * theta_i (weights sum to 1)."""
+    acc = None
+    for w, t in zip(weights, members):
+        term = w * t.to(torch.float32)
+        acc = term if acc is None else acc + term
+    return acc
+
+
+def task_arithmetic(weights, members, seed, lam: float):
+    """Seed plus lam times the weighted sum of the members' deltas from the seed
+    (Ilharco et al. 2023); lam = 1 is `linear`, lam > 1 undoes the averaging's dilution."""
+    seed = seed.to(torch.float32)
+    return seed + lam * (linear(weights, members) - seed)
+
+
+METHODS = {"linear": linear, "task_arithmetic": task_arithmetic}
+
+
+def method_spec(entry) -> dict:
+    """A `mixtures.methods` entry as {"name", "label", "params"}: "linear" or {"task_arithmetic": lam}."""
+    if entry == "linear":
+        return {"name": "linear", "label": "linear", "params": {}}
+    (name, value), = entry.items()
+    return {"name": name, "label": f"{name}:{value:g}", "params": {"lam": float(value)}}
+
+
+def needs_seed(method: dict) -> bool:
+    return method["name"] != "linear"
+
+
+def merge_into(model: torch.nn.Module, model_dirs: list, weights: list[float] | None = None,
+               method: dict | None = None, seed_dir=None) -> torch.nn.Module:
+    """Load the merge of the checkpoints in `model_dirs` into `model`, in place, one tensor at a
+    time. `weights` default to uniform; `method` (method_spec) to linear; methods relative to
+    the seed need `seed_dir`."""
     if not model_dirs:
         raise MergeError("nothing to merge")
+    weights = weights or [1 / len(model_dirs)] * len(model_dirs)
+    if len(weights) != len(model_dirs):
+        raise MergeError(f"{len(weights)} weights for {len(model_dirs)} models")
+    method = method or method_spec("linear")
+    if needs_seed(method) and seed_dir is None:
+        raise MergeError(f"merge method {method['label']} needs the seed model")
     readers = [_Reader(d) for d in model_dirs]
+    seed = _Reader(seed_dir) if needs_seed(method) else None
     try:
-        _average(model, readers)
+        _merge(model, readers, weights, method, seed)
     finally:
-        for r in readers:
+        for r in readers + ([seed] if seed else []):
             r.close()
     return model
 
 
-def _average(model: torch.nn.Module, readers: list[_Reader]) -> None:
+def _merge(model: torch.nn.Module, readers: list[_Reader], weights: list[float], method: dict,
+           seed: _Reader | None) -> None:
     names = set(readers[0].tensors)
-    for r in readers[1:]:
+    for r in readers[1:] + ([seed] if seed else []):
         if set(r.tensors) != names:
             diff = sorted(names ^ set(r.tensors))[:3]
             raise MergeError(f"{r.model_dir} and {readers[0].model_dir} hold different tensors "
@@ -123,13 +165,17 @@ def _average(model: torch.nn.Module, readers: list[_Reader]) -> None:
     unknown = sorted(names - set(target))
     if unknown:
         raise MergeError(f"{readers[0].model_dir}: tensor {unknown[0]} is not part of the evaluation model")
+    combine = METHODS[method["name"]]
+
+    def tensors(name):
+        for r in readers:  # one member tensor in memory at a time
+            t = r.get(name)
+            if t.shape != target[name].shape:
+                raise MergeError(f"{r.model_dir}: tensor {name} has shape {tuple(t.shape)}, expected "
+                                 f"{tuple(target[name].shape)}; models of different shapes cannot be merged")
+            yield t
+
     with torch.no_grad():
         for name in sorted(names):
-            acc = None
-            for r in readers:
-                t = r.get(name)
-                if t.shape != target[name].shape:
-                    raise MergeError(f"{r.model_dir}: tensor {name} has shape {tuple(t.shape)}, expected "
-                                     f"{tuple(target[name].shape)}; models of different shapes cannot be merged")
-                acc = t.to(torch.float32) if acc is None else acc.add_(t.to(torch.float32))
-            target[name].copy_(acc.div_(len(readers)))
+            merged = combine(weights, tensors(name), seed.get(name) if seed else None, **method["params"])
+            target[name].copy_(merged)

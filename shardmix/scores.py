@@ -6,13 +6,14 @@ from pathlib import Path
 
 import pandas as pd
 
-COLUMNS = ["model", "kind", "shards", "eval_set", "tokens", "bytes", "nll", "ppl", "bpb"]
+# `weights`: member weights in the order of `shards`; `method`: how a merged model was merged
+COLUMNS = ["model", "kind", "shards", "weights", "method", "eval_set", "tokens", "bytes", "nll", "ppl", "bpb"]
 KIND_ORDER = {"seed": 0, "shard": 1, "merged": 2, "full": 3}
 
 
-def collect(scores_dir: str, eval_sets: list[str], batches: list[str]) -> pd.DataFrame:
-    frames = [pd.read_csv(Path(scores_dir) / e / f"{b}.csv", keep_default_na=False)
-              for e in eval_sets for b in batches]
+def collect(scores_dir: str, groups: list[str], batches: list[str]) -> pd.DataFrame:
+    frames = [pd.read_csv(Path(scores_dir) / g / f"{b}.csv", keep_default_na=False, dtype={"weights": str})
+              for g in groups for b in batches]
     table = pd.concat(frames, ignore_index=True)[COLUMNS]
     dupes = table.duplicated(["model", "eval_set"])
     if dupes.any():
@@ -20,7 +21,7 @@ def collect(scores_dir: str, eval_sets: list[str], batches: list[str]) -> pd.Dat
         raise ValueError(f"model {row['model']} is scored twice on {row['eval_set']}")
     order = table["kind"].map(KIND_ORDER)
     return (table.assign(_k=order, _n=table["shards"].str.count(r"\+"))
-            .sort_values(["_k", "_n", "shards", "eval_set"]).drop(columns=["_k", "_n"])
+            .sort_values(["_k", "_n", "shards", "weights", "method", "eval_set"]).drop(columns=["_k", "_n"])
             .reset_index(drop=True))
 
 
@@ -36,4 +37,4 @@ def ppl_by_model(table: pd.DataFrame, max_rows: int = 500) -> tuple[pd.DataFrame
 
 
 def load(path: str) -> pd.DataFrame:
-    return pd.read_csv(path, keep_default_na=False)
+    return pd.read_csv(path, keep_default_na=False, dtype={"weights": str})

@@ -67,6 +67,7 @@ def train(model, sources: list[np.ndarray], tokens_per_source: list[int], cfg: d
     rng = np.random.default_rng(cfg["seed"])
     windows = [max(1, -(-t // context)) for t in tokens_per_source]
     plan = window_plan([len(s) for s in sources], windows, context, rng)
+    use = _source_use(sources, windows, context)
     batch = cfg["batch_size"]
     steps = -(-len(plan) // batch)
     model.to(device).train()
@@ -75,8 +76,12 @@ def train(model, sources: list[np.ndarray], tokens_per_source: list[int], cfg: d
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg["weight_decay"]},
                              {"params": no_decay, "weight_decay": 0.0}],
                             lr=cfg["lr"], betas=(0.9, 0.95), fused=device.type == "cuda")
-    log = {"label": label, "steps": steps, "batch_size": batch, "context": context,
+    log = {"label": label, "steps": steps, "batch_size": batch, "context": context, "source_use": use,
            "loss": [], "lr": [], "tokens_seen": []}
+    for i, u in enumerate(use):
+        if u["passes"] > 1:
+            print(f"[{label}] source {i}: its share ({u['windows']} windows) exceeds its {u['available_windows']} "
+                  f"training windows; cycling its data {u['passes']:.2f} times", file=sys.stderr, flush=True)
     from shardmix.corpus import fingerprint
 
     identity = [fingerprint(p) for p in inputs]
@@ -113,6 +118,15 @@ def train(model, sources: list[np.ndarray], tokens_per_source: list[int], cfg: d
     log.update(tokens=seen, seconds=round(seconds, 3), tokens_per_second=round(seen / max(seconds, 1e-9), 1),
                device=str(device), final_loss=log["loss"][-1])
     return log
+
+
+def _source_use(sources, windows, context) -> list[dict]:
+    """How much of each source the run uses: windows drawn against windows available."""
+    out = []
+    for s, need in zip(sources, windows):
+        available = max(1, (len(s) - 1) // context)
+        out.append({"windows": need, "available_windows": available, "passes": round(need / available, 3)})
+    return out
 
 
 def _run_key(*parts) -> str:

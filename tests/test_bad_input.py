@@ -165,11 +165,11 @@ def test_merging_models_of_different_shapes_names_the_tensor(tmp_path):
     models.save(models.build_llama({**arch, "ffn_size": 48}, tok), tok, tmp_path / "b")
     target = models.skeleton(tmp_path / "a")
     with pytest.raises(merge.MergeError, match=r"b: tensor model\.layers\.0\.mlp\.\w+_proj\.weight has shape"):
-        merge.average_into(target, [tmp_path / "a", tmp_path / "b"])
+        merge.merge_into(target, [tmp_path / "a", tmp_path / "b"])
     before = copy.deepcopy(target.state_dict())
     models.save(models.build_llama({**arch, "layers": 2}, tok), tok, tmp_path / "c")
     with pytest.raises(merge.MergeError, match="hold different tensors"):
-        merge.average_into(target, [tmp_path / "a", tmp_path / "c"])
+        merge.merge_into(target, [tmp_path / "a", tmp_path / "c"])
     assert all(torch.equal(before[k], v) for k, v in target.state_dict().items())
 
 

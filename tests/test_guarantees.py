@@ -157,10 +157,10 @@ def test_a_damaged_checkpoint_is_named_before_it_is_merged(pipeline, tmp_path):
     weights.write_bytes(weights.read_bytes()[:-1000])
     with pytest.raises(merge.MergeError, match=rf"{weights}: damaged or truncated checkpoint .*delete {model} and "
                                                "rerun snakemake"):
-        merge.average_into(None, [model])
+        merge.merge_into(None, [model])
     weights.write_bytes(b"\x09\x00\x00\x00\x00\x00\x00\x00{not json")
     with pytest.raises(merge.MergeError, match="unreadable header"):
-        merge.average_into(None, [model])
+        merge.merge_into(None, [model])
 
 
 def test_own_config_file_inherits_nothing_from_the_demo(tmp_path, data_dir):

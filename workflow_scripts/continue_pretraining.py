@@ -1,6 +1,7 @@
 """Rules train_shard and train_full: continue pretraining the seed on shard token files.
 
-Every source gets the same token budget; a fresh AdamW starts from the seed's weights. The
+Every source gets the shard budget, or for a weighted mixture of k shards its weight's share
+of k budgets; a fresh AdamW starts from the seed's weights. The
 model is saved in the seed's dtype; a resumable state is kept in `<out>.resume` meanwhile.
 """
 import shutil
@@ -20,10 +21,11 @@ except models.ModelError as e:
     fail(str(e))
 dtype = models.checkpoint_dtype(args["seed"])
 sources = [tokens.load(p) for p in args["sources"]]
-budget = args["training"]["tokens"]
+# a weighted mixture of k shards: k shard budgets in all, each member its weight's share
+budgets = args.get("budgets") or [args["training"]["tokens"]] * len(sources)
 context = min(args["context"], models.context_length(lm))
-print(f"continue pretraining {args['seed']} ({dtype}) on {len(sources)} source(s), {budget} tokens each, on {device}")
-log = training.train(lm, sources, [budget] * len(sources), args["training"], context, device, label=args["label"],
+print(f"continue pretraining {args['seed']} ({dtype}) on {len(sources)} source(s), {budgets} tokens, on {device}")
+log = training.train(lm, sources, budgets, args["training"], context, device, label=args["label"],
                      resume_dir=resume_dir, checkpoint_every=args.get("checkpoint_every", 0),
                      log_every=args.get("log_every", 10), inputs=[args["seed"], *args["sources"]])
 log["sources"] = args["sources"]

@@ -1,7 +1,7 @@
-"""Rule evaluate_batch: score a batch of models on one eval set.
+"""Rule evaluate_batch: score a batch of models on every eval set of one group.
 
-A merged model is the uniform average of its shards' models, built in place in one
-evaluation model tensor by tensor, so a batch never holds more than one model.
+Each model is built once (a merged model tensor by tensor into one evaluation model, so a
+batch never holds more than one model) and then scored on each set of the group.
 """
 import csv
 import io
@@ -12,35 +12,41 @@ from shardmix import atomic, faults, merge, perplexity, tokens
 from shardmix import model as models
 from shardmix import tokenizer
 from shardmix.jobs import fail, job_args, job_device
-
-FIELDS = ["model", "kind", "shards", "eval_set", "tokens", "bytes", "nll", "ppl", "bpb"]
+from shardmix.scores import COLUMNS
 
 args = job_args()
 device = job_device()
-ids = tokens.load(args["eval_tokens"])
-if args["max_tokens"]:
-    ids = ids[:args["max_tokens"]]
-if len(ids) < args["min_tokens"]:
-    fail(f"eval set '{args['eval_set']}' has {len(ids)} tokens, fewer than evaluation.min_tokens "
-         f"({args['min_tokens']}); give it more text or lower the minimum")
+sets = {}
+for name, path in args["eval_sets"].items():
+    ids = tokens.load(path)
+    if args["max_tokens"]:
+        ids = ids[:args["max_tokens"]]
+    if len(ids) < args["min_tokens"]:
+        fail(f"eval set '{name}' has {len(ids)} tokens, fewer than evaluation.min_tokens "
+             f"({args['min_tokens']}); give it more text or lower the minimum")
+    sets[name] = ids
 byte_lengths = tokenizer.token_byte_lengths(tokenizer.load(args["tokenizer"]))
 lm = models.skeleton(args["models"][0]["dirs"][0]).to(device)
 context = min(args["context"], models.context_length(lm))
-rows, start = [], time.perf_counter()
+rows, start, scored_tokens = [], time.perf_counter(), 0
 for i, entry in enumerate(args["models"], 1):
+    plan = entry.get("merge") or {}
     try:
-        merge.average_into(lm, entry["dirs"])
+        merge.merge_into(lm, entry["dirs"], plan.get("weights"), plan.get("method"), plan.get("seed"))
     except merge.MergeError as e:
         fail(str(e))
-    score = perplexity.evaluate(lm, ids, byte_lengths, context, args["batch_windows"], device)
-    rows.append({"model": entry["model"], "kind": entry["kind"], "shards": entry["shards"],
-                 "eval_set": args["eval_set"], **score})
+    for name, ids in sets.items():
+        score = perplexity.evaluate(lm, ids, byte_lengths, context, args["batch_windows"], device)
+        scored_tokens += score["tokens"]
+        rows.append({**{k: entry[k] for k in ("model", "kind", "shards", "weights", "method")},
+                     "eval_set": name, **score})
     elapsed = time.perf_counter() - start
-    print(f"[{i}/{len(args['models'])}] {entry['model']} on {args['eval_set']}: ppl {score['ppl']:.3f} "
-          f"bpb {score['bpb']:.4f} ({i * score['tokens'] / elapsed:.0f} tokens/s)", flush=True)
+    print(f"[{i}/{len(args['models'])}] {entry['model']}: " + ", ".join(
+        f"{r['eval_set']} {r['ppl']:.3f}" for r in rows[-len(sets):]) + f" ({scored_tokens / elapsed:.0f} tokens/s)",
+        flush=True)
     faults.crash_point(f"evaluate:{args['out']}")
 table = io.StringIO()
-writer = csv.DictWriter(table, fieldnames=FIELDS, lineterminator="\n")
+writer = csv.DictWriter(table, fieldnames=COLUMNS, lineterminator="\n")
 writer.writeheader()
 writer.writerows(rows)
 atomic.write_text(args["out"], table.getvalue())

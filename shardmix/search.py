@@ -1,0 +1,222 @@
+"""Mixture search: the weights over the pool's shards that minimise a target's predicted perplexity.
+
+A target is a weighted set of eval sets; its objective is the weighted mean over them of the
+predicted log perplexity (the calibrated proxy on sets it ranks, else the merged model's log
+perplexity). The merged model is linear in the weights, so with the shard models resident in
+memory the objective is differentiated with respect to softmax-parameterised weights through
+the merged parameters (minibatches of eval windows per step). Where the models do not fit the
+memory budget, Dirichlet samples plus pairwise local moves, each a streamed merge, stand in.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call
+
+from shardmix import merge, naming
+from shardmix.model import autocast
+
+
+class Objective:
+    """A target's predicted log ppl from each set's mean NLL and the weights' n_eff."""
+
+    def __init__(self, target: dict[str, float], calibration: dict[str, dict]):
+        self.target = target
+        self.calibration = calibration  # set -> {"a", "b", "c"} where that set is ranked by calibration
+
+    def predicted_log(self, nll: dict, n_eff) -> torch.Tensor | float:
+        total = 0.0
+        for name, weight in self.target.items():
+            cal = self.calibration.get(name)
+            term = nll[name] if cal is None else cal["a"] + cal["b"] * nll[name] + cal["c"] * _log(n_eff)
+            total = total + weight * term
+        return total
+
+    def merged_log(self, nll: dict) -> float:
+        return float(sum(weight * float(nll[name]) for name, weight in self.target.items()))
+
+
+def _log(x):
+    return torch.log(x) if isinstance(x, torch.Tensor) else math.log(x)
+
+
+def windows(ids: np.ndarray, context: int) -> np.ndarray:
+    """Disjoint full windows of context + 1 tokens, as evaluation uses them."""
+    starts = np.arange(0, len(ids) - context - 1 + 1, context)
+    return np.stack([np.asarray(ids[s:s + context + 1], dtype=np.int64) for s in starts])
+
+
+def _nll(model, params, batch: torch.Tensor, device) -> torch.Tensor:
+    with autocast(device):
+        logits = functional_call(model, params, (batch[:, :-1],)).logits if params is not None \
+            else model(input_ids=batch[:, :-1]).logits
+    return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
+
+
+class ResidentPool:
+    """Every shard model's tensors stacked in memory: the merge is a weighted sum, differentiable."""
+
+    def __init__(self, shard_dirs: list, method: dict, seed_dir, device):
+        readers = [merge._Reader(d) for d in shard_dirs]
+        seed = merge._Reader(seed_dir) if merge.needs_seed(method) else None
+        try:
+            self.stacked = {name: torch.stack([r.get(name).to(torch.float32) for r in readers]).to(device)
+                            for name in readers[0].tensors}
+            self.seed = {name: seed.get(name).to(torch.float32).to(device) for name in seed.tensors} if seed else {}
+        finally:
+            for r in readers + ([seed] if seed else []):
+                r.close()
+        self.method = method
+
+    def params(self, weights: torch.Tensor) -> dict:
+        combine = merge.METHODS[self.method["name"]]
+        out = {}
+        for name, stack in self.stacked.items():
+            members = list(stack.unbind(0))
+            out[name] = combine(list(weights.unbind(0)), members, self.seed.get(name), **self.method["params"])
+        return out
+
+
+def pool_bytes(shard_dirs: list) -> int:
+    return sum(f.stat().st_size for d in shard_dirs for f in merge.checkpoint_files(d)) * 2  # fp32 of bf16 at worst
+
+
+def gradient_search(model, pool: ResidentPool, sets: dict[str, np.ndarray], objective: Objective, steps: int,
+                    lr: float, windows_per_step: int, seed: int, device, log=print) -> np.ndarray:
+    """Adam on the softmax logits of the weights, from uniform, on minibatches of each target set."""
+    n = next(iter(pool.stacked.values())).shape[0]
+    logits = torch.zeros(n, device=device, requires_grad=True)
+    opt = torch.optim.Adam([logits], lr=lr)
+    rng = np.random.default_rng(seed)
+    model.eval()
+    for step in range(steps):
+        w = torch.softmax(logits, 0)
+        params = pool.params(w)
+        nll = {}
+        for name in objective.target:
+            rows = rng.choice(len(sets[name]), size=min(windows_per_step, len(sets[name])), replace=False)
+            nll[name] = _nll(model, params, torch.from_numpy(sets[name][rows]).to(device), device)
+        loss = objective.predicted_log(nll, 1 / torch.sum(w ** 2))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % 10 == 0 or step == steps - 1:
+            log(f"step {step + 1}/{steps}: predicted log ppl {loss.item():.4f} weights "
+                + " ".join(f"{x:.3f}" for x in w.detach().cpu().tolist()))
+    return torch.softmax(logits, 0).detach().cpu().numpy()
+
+
+def exact_nll(model, ids: dict[str, np.ndarray], names, context: int, device) -> dict[str, float]:
+    """Mean NLL of each named set with the model's current weights, exactly as the scores are
+    computed (shardmix.perplexity), so a pick's merged ppl compares with scores.csv."""
+    from shardmix import perplexity
+
+    out = {}
+    for name in names:
+        no_bytes = np.ones(int(np.max(ids[name])) + 1)
+        score = perplexity.evaluate(model, ids[name], no_bytes, context, 16, device)
+        out[name] = score["nll"] / score["tokens"]
+    return out
+
+
+def sampling_search(model, shard_dirs: list, shards: list[str], method: dict, seed_dir, ids: dict, context: int,
+                    objective: Objective, samples: int, seed: int, device, log=print) -> np.ndarray:
+    """Fallback without the pool in memory: Dirichlet samples, then pairwise moves of weight
+    (0.2, 0.1, 0.05) from one shard to another while the objective improves; every point is a
+    streamed merge scored on the target sets."""
+    def score(w):
+        merge.merge_into(model, shard_dirs, list(w), method, seed_dir)
+        return objective.predicted_log(exact_nll(model, ids, objective.target, context, device),
+                                       1 / float(np.sum(w ** 2)))
+
+    rng = np.random.default_rng(seed)
+    n = len(shards)
+    points = [np.full(n, 1 / n), *rng.dirichlet(np.ones(n), size=samples)]
+    best_w, best = None, math.inf
+    for w in points:
+        value = score(w)
+        if value < best:
+            best_w, best = w, value
+    log(f"{len(points)} samples: best predicted log ppl {best:.4f}")
+    for delta in (0.2, 0.1, 0.05):
+        improved = True
+        while improved:
+            improved = False
+            for i in range(n):
+                for j in range(n):
+                    if i == j or best_w[j] < delta:
+                        continue
+                    w = best_w.copy()
+                    w[i] += delta
+                    w[j] -= delta
+                    value = score(w)
+                    if value < best - 1e-6:
+                        best_w, best, improved = w, value, True
+        log(f"moves of {delta}: best predicted log ppl {best:.4f}")
+    return best_w
+
+
+def pick(weights: np.ndarray, shards: list[str], min_weight: float) -> str:
+    """The search's weights as a canonical mixture: weights under `min_weight` dropped, the rest
+    renormalised (thousandths)."""
+    kept = {s: float(w) for s, w in zip(shards, weights) if w >= min_weight}
+    if not kept:
+        kept = {shards[int(np.argmax(weights))]: 1.0}
+    return naming.mixture_name(kept)
+
+
+def log_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def subset_objectives(scores, method: str, objective: Objective) -> dict[str, tuple[float, float]]:
+    """Predicted and merged target ppl of every scored uniform subset (shards included: a shard's
+    own model is its true model, so its measured ppl stands on every set)."""
+    rows = scores[((scores["kind"] == "merged") & (scores["method"] == method)) | (scores["kind"] == "shard")]
+    rows = rows[~rows["model"].str.contains(naming.AT, regex=False)]
+    out = {}
+    for model_id, g in rows.groupby("model"):
+        ppl = g.set_index("eval_set")["ppl"]
+        if not set(objective.target) <= set(ppl.index):
+            continue
+        nll = {s: math.log(ppl[s]) for s in objective.target}
+        mixture = model_id.split("/", 1)[1]
+        k = len(naming.members(mixture))
+        predicted = objective.merged_log(nll) if k == 1 else objective.predicted_log(nll, float(k))
+        out[mixture] = (math.exp(predicted), math.exp(objective.merged_log(nll)))
+    return out
+
+
+def weights_plot(best, shards: list[str], out: str) -> None:
+    """One stacked bar of chosen weights per target."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 0.7 * len(best) + 1.6))
+    colors = plt.get_cmap("tab20")(np.linspace(0, 1, max(len(shards), 2)))
+    for row, (_, r) in enumerate(best.iterrows()):
+        weights = naming.weights(r["weights"])
+        left = 0.0
+        for color, shard in zip(colors, shards):
+            w = weights.get(shard, 0.0)
+            ax.barh(row, w, left=left, color=color, label=shard if row == 0 else None, edgecolor="white")
+            if w >= 0.08:
+                ax.text(left + w / 2, row, f"{w:.2f}", ha="center", va="center", fontsize=7)
+            left += w
+    ax.set_yticks(range(len(best)), [f"{t}\n(pred. {p:.1f})" for t, p in zip(best["target"], best["predicted_ppl"])],
+                  fontsize=8)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("weight in the mixture the search chose")
+    ax.invert_yaxis()
+    ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.25))
+    ax.set_title("Searched mixture per target (predicted ppl in brackets)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110, bbox_inches="tight")
+    plt.close(fig)

@@ -1,0 +1,50 @@
+"""Rule search_target: the weights over every shard that minimise one target's predicted ppl."""
+import csv
+import json
+import math
+import time
+
+import numpy as np
+
+from shardmix import merge, naming, search, tokens
+from shardmix import model as models
+from shardmix.jobs import job_args, job_device, write_json
+
+args = job_args()
+device = job_device()
+calibration = {}
+if args["calibration"]:
+    with open(args["calibration"]) as f:
+        calibration = {r["eval_set"]: {k: float(r[k]) for k in "abc"} for r in csv.DictReader(f)
+                       if r["ranked_by"] == "calibrated" and r["eval_set"] in args["target"]}
+objective = search.Objective(args["target"], calibration)
+lm = models.skeleton(args["shard_dirs"][0]).to(device)
+context = min(args["context"], models.context_length(lm))
+ids = {name: tokens.load(args["eval_sets"][name])[:args["max_tokens"] or None] for name in args["target"]}
+sets = {name: search.windows(x, context) for name, x in ids.items()}
+settings, method = args["search"], args["method"]
+start = time.perf_counter()
+resident = search.pool_bytes(args["shard_dirs"]) <= settings["max_resident_mb"] * 2**20
+print(f"target {args['name']}: {json.dumps(args['target'])}; calibrated on {sorted(calibration) or 'no set'}; "
+      f"{'gradient search, shard models resident' if resident else 'sampling search, streamed merges'}", flush=True)
+if resident:
+    pool = search.ResidentPool(args["shard_dirs"], method, args["seed_dir"], device)
+    weights = search.gradient_search(lm, pool, sets, objective, settings["steps"], settings["lr"],
+                                     settings["windows_per_step"], settings["seed"], device)
+    del pool
+else:
+    weights = search.sampling_search(lm, args["shard_dirs"], args["shards"], method, args["seed_dir"], ids, context,
+                                     objective, settings["samples"], settings["seed"], device)
+mixture = search.pick(weights, args["shards"], settings["min_weight"])
+final = naming.weights(mixture)
+# the pick as it will be trained: small weights dropped, the rest in thousandths
+merge.merge_into(lm, [args["shard_dirs"][args["shards"].index(s)] for s in final], list(final.values()), method,
+                 args["seed_dir"])
+nll = search.exact_nll(lm, ids, args["target"], context, device)
+n_eff = 1 / sum(w ** 2 for w in final.values())
+result = {"target": args["name"], "mixture": mixture, "search": "gradient" if resident else "sampling",
+          "raw_weights": dict(zip(args["shards"], np.round(weights, 4).tolist())),
+          "predicted_ppl": math.exp(objective.predicted_log(nll, n_eff)), "merged_ppl": math.exp(objective.merged_log(nll)),
+          "merged_ppl_per_set": {k: math.exp(v) for k, v in nll.items()}, "seconds": round(time.perf_counter() - start, 1)}
+write_json(args["out"], result)
+print(json.dumps(result, indent=2))
