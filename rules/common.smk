@@ -321,6 +321,10 @@ def _plan(shard_tuple):
         candidates = shardmix_mixtures.candidate_mixtures(order, CFG["mixtures"])
         picks = shardmix_mixtures.validation_sample(candidates, CFG["validation"]["random"], order, recorded)
         validated = shardmix_mixtures.validation_mixtures(order, picks, CFG["validation"])
+        if CFG["validation"]["search"] and len(order) > 1:
+            # the search's baseline is trained with the sample (it trains while the rest is scored),
+            # and gives the calibration a point where the search's mixtures are: all shards
+            validated = sorted({*validated, naming.mixture_name(order)}, key=lambda m: (len(naming.members(m)), m))
     except shardmix_mixtures.MixtureError as e:
         raise WorkflowError(str(e))
     scored = {**{m: "validated" for m in validated}, **candidates}
