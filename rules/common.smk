@@ -327,7 +327,9 @@ def _plan(shard_tuple):
             validated = sorted({*validated, naming.mixture_name(order)}, key=lambda m: (len(naming.members(m)), m))
     except shardmix_mixtures.MixtureError as e:
         raise WorkflowError(str(e))
-    scored = {**{m: "validated" for m in validated}, **candidates}
+    # a trained mixture the candidates no longer list (e.g. a pick of a pool-wide sample redrawn
+    # after a shard was added) is still scored, beside the mixtures of its kind
+    scored = {**{m: "weighted" if naming.is_weighted(m) else "subset" for m in validated}, **candidates}
     plan = {"seed": [_entry("seed")]}
     for batch, names in shardmix_mixtures.batches(order, scored, size).items():
         plan[batch] = [e for m in names for e in _merged_entries(m)]

@@ -17,7 +17,7 @@ import numpy as np
 
 from shardmix.naming import UNITS, MixtureNameError, is_weighted, members, mixture_name, quantize
 
-FAMILY_TAG = {"subset": "", "weighted": "w", "pool": "r", "validated": "v"}
+FAMILY_TAG = {"subset": "", "weighted": "w", "pool": "r"}
 
 
 class MixtureError(ValueError):

@@ -52,8 +52,11 @@ def tiny_config(data: Path) -> dict:
         "model": {"hidden_size": 32, "layers": 1, "heads": 2, "ffn_size": 64, "context": 32},
         "seed_training": {"tokens": 8192, "batch_size": 8, "lr": 0.005, "schedule": "cosine", "warmup_steps": 4},
         "shard_training": {"tokens": 2048, "batch_size": 8, "lr": 0.003},
-        "mixtures": {"max_size": 3, "batch_size": 3},
-        "validation": {"explicit": [["json", "email"], ["http", "json"], ["email", "http", "json"]]},
+        "mixtures": {"max_size": 3, "batch_size": 3, "weighted": [{"json": 0.75, "http": 0.25}],
+                     "methods": ["linear", {"task_arithmetic": 1.5}]},
+        "validation": {"explicit": [["json", "email"], ["http", "json"], ["email", "http", "json"],
+                                    {"json": 0.75, "http": 0.25}]},
+        "search": {"targets": [{"name": "all"}, {"name": "json", "eval_sets": ["json"]}], "steps": 5},
         "evaluation": {"max_tokens": 1024, "min_tokens": 256},
     }
 

@@ -132,7 +132,7 @@ def test_a_run_killed_while_training_saving_and_evaluating_finishes_like_an_unin
     write_config(work, config)
     # killed while saving the new model (its training had saved resumable states at steps 2, 4, 6),
     # then while scoring a batch
-    for crash_at in (f"save:{ADDED_SHARD}", f"evaluate:results/scores/json/{ADDED_SHARD}.000.csv"):
+    for crash_at in (f"save:{ADDED_SHARD}", f"evaluate:results/scores/g0/{ADDED_SHARD}.000.csv"):
         proc = _start(work, crash_at)
         assert proc.returncode == -signal.SIGKILL, (crash_at, proc.stderr[-2000:])
         locked = snakemake(work, check=False)

@@ -11,7 +11,7 @@ import torch
 from conftest import stdlib_documents, write_jsonl
 from test_bad_input import _tok
 
-from shardmix import mixtures, sharding, training
+from shardmix import calibration, merge, mixtures, naming, search, sharding, training
 from shardmix import model as models
 from shardmix.corpus import Document, read_documents
 from shardmix.naming import mixture_name, safe_name
@@ -109,11 +109,73 @@ def test_adding_a_shard_leaves_existing_batches_untouched():
 def test_mixture_selection():
     shards = ["a", "b", "c", "d"]
     allpairs = mixtures.candidate_mixtures(shards, {"max_size": 2, "explicit": [["d", "c", "a"]]})
-    assert len(allpairs) == 6 + 1 and ("a", "c", "d") in allpairs
+    assert len(allpairs) == 6 + 1 and "a+c+d" in allpairs
     sampled = mixtures.candidate_mixtures(shards, {"max_size": 1, "random": {"fraction": 0.5, "sizes": [2, 3], "seed": 3}})
-    assert 0 < len(sampled) < 10 and all(len(m) in (2, 3) for m in sampled)
+    assert 0 < len(sampled) < 10 and all(len(naming.members(m)) in (2, 3) for m in sampled)
     with pytest.raises(mixtures.MixtureError, match=r"mixtures.explicit\[0\] names shard 'z'"):
         mixtures.candidate_mixtures(shards, {"max_size": 2, "explicit": [["a", "z"]]})
+
+
+def test_weighted_names_are_canonical_and_uniform_weights_name_the_subset():
+    assert mixture_name({"b": 0.75, "a": 0.25}) == mixture_name({"a": 3, "b": 9}) == "a@0.25+b@0.75"
+    assert mixture_name({"c": 1, "a": 1, "b": 1}) == mixture_name(["a", "b", "c"]) == "a+b+c"
+    assert mixture_name({"a": 1 / 3, "b": 1 / 3, "c": 1 / 3 + 1e-5}) == "a+b+c"
+    assert mixture_name({"a": 0.5, "b": 0.5, "c": 0.0}) == "a+b"  # a zero weight leaves the mixture
+    name = mixture_name({"x": 0.2, "y": 0.3, "z": 0.5})
+    assert naming.weights(name) == {"x": 0.2, "y": 0.3, "z": 0.5}
+    assert naming.weights_column(name) == "0.2+0.3+0.5" and naming.weights_column("a+b+c") == "0.3333+0.3333+0.3333"
+    units = naming.quantize({"a": 1, "b": 1, "c": 1, "d": 4})
+    assert sum(units.values()) == naming.UNITS
+    with pytest.raises(naming.MixtureNameError):
+        mixture_name({"a": 0, "b": 0})
+
+
+def test_weighted_candidates_grid_and_dirichlet():
+    shards = ["a", "b", "c", "d"]
+    grid = mixtures.simplex_grid(["a", "b", "c"], 0.25)
+    # 15 points of the 0.25 grid over 3 shards, less the 3 single shards
+    assert len(grid) == 12 and "a@0.5+b@0.25+c@0.25" in grid and "a+b" in grid
+    with pytest.raises(mixtures.MixtureError, match="does not divide 1"):
+        mixtures.simplex_grid(["a", "b"], 0.3)
+    draws = mixtures.dirichlet_sample(shards, 5, 1.0, 0)
+    assert draws == mixtures.dirichlet_sample(list(reversed(shards)), 5, 1.0, 0)  # keyed by the set, not its order
+    assert all(naming.members(m) == shards and abs(sum(naming.weights(m).values()) - 1) < 1e-9 for m in draws)
+    assert mixtures.dirichlet_sample(shards, 5, 1.0, 1) != draws
+    spec = {"max_size": 2, "grid": [{"step": 0.25, "shards": ["a", "b", "c"]}],
+            "dirichlet": [{"count": 3, "alpha": 1.0, "seed": 0, "shards": None}],
+            "weighted": [{"a": 0.9, "d": 0.1}]}
+    found = mixtures.candidate_mixtures(shards, spec)
+    assert found["a+b"] == "subset" and found["a@0.5+b@0.25+c@0.25"] == "weighted"
+    assert found["a@0.9+d@0.1"] == "weighted" and sum(f == "pool" for f in found.values()) == 3
+    with pytest.raises(mixtures.MixtureError, match=r"mixtures.weighted\[0\] names shard 'z'"):
+        mixtures.candidate_mixtures(shards, {"max_size": 2, "weighted": [{"a": 1, "z": 1}]})
+
+
+def test_adding_a_shard_leaves_weighted_batches_untouched():
+    spec = {"max_size": 2, "grid": [{"step": 0.5, "shards": ["a", "c"]}, {"step": 0.25, "shards": ["b", "c", "d"]}],
+            "dirichlet": [{"count": 4, "alpha": 1.0, "seed": 0, "shards": None},
+                          {"count": 3, "alpha": 0.5, "seed": 0, "shards": ["a", "b"]}],
+            "weighted": [{"a": 0.9, "b": 0.1}]}
+    old = ["a", "b", "c", "d"]
+    before = mixtures.batches(old, mixtures.candidate_mixtures(old, spec), 5)
+    after = mixtures.batches(old + ["e"], mixtures.candidate_mixtures(old + ["e"], spec), 5)
+    # the pool-wide sample is redrawn over the grown pool: its old batch leaves the plan
+    assert [b for b in before if b not in after] == ["d.r000"]
+    for batch, names in before.items():
+        assert batch == "d.r000" or after[batch] == names
+    new = set(after) - set(before)
+    assert new == {"e.000", "e.r000"} and all("e" in naming.members(m) for b in new for m in after[b])
+
+
+def test_validation_sample_draws_weighted_picks_and_keeps_them():
+    shards = ["a", "b", "c", "d"]
+    spec = {"max_size": 3, "grid": [{"step": 0.25, "shards": ["a", "b", "c"]}]}
+    scored = mixtures.candidate_mixtures(shards, spec)
+    sample = {"count": 5, "sizes": [2, 3], "seed": 0, "weighted": 2}
+    picks = mixtures.validation_sample(scored, sample, shards)
+    assert len(picks) == 5 and sum(map(naming.is_weighted, picks)) == 2
+    grown = mixtures.candidate_mixtures(shards + ["e"], spec)
+    assert mixtures.validation_sample(grown, sample, shards + ["e"], {"random": sample, "picks": picks}) == picks
 
 
 def test_training_is_deterministic_on_cpu_and_lowers_the_loss():
@@ -145,16 +207,15 @@ def test_equal_budget_per_source_in_a_mixture():
 def test_validation_sample_keeps_its_picks_when_shards_are_added():
     spec = {"count": 4, "sizes": [2, 3], "seed": 0}
     six = [f"s{i}" for i in range(6)]
-    before = mixtures.validation_sample(mixtures.candidate_mixtures(six[:4], {"max_size": 3}), spec)
-    record = {"random": spec, "picks": [list(m) for m in before]}
+    before = mixtures.validation_sample(mixtures.candidate_mixtures(six[:4], {"max_size": 3}), spec, six[:4])
+    record = {"random": spec, "picks": [naming.members(m) for m in before]}  # older records list members
     grown = mixtures.candidate_mixtures(six, {"max_size": 3})
-    assert mixtures.validation_sample(grown, spec, record) == before
-    # without the record, the lowest draws over all mixtures move picks; a new spec draws afresh
-    assert mixtures.validation_sample(grown, spec) != before
-    assert len(mixtures.validation_sample(grown, {**spec, "count": 6}, record)) == 6
-    assert set(before) < set(mixtures.validation_sample(grown, {**spec, "count": 6}, record))
-    assert mixtures.validation_sample(grown, {**spec, "seed": 1}, record) == \
-        mixtures.validation_sample(grown, {**spec, "seed": 1})
+    assert mixtures.validation_sample(grown, spec, six, record) == before
+    assert mixtures.validation_sample(grown, spec, six) != before
+    assert len(mixtures.validation_sample(grown, {**spec, "count": 6}, six, record)) == 6
+    assert set(before) < set(mixtures.validation_sample(grown, {**spec, "count": 6}, six, record))
+    assert mixtures.validation_sample(grown, {**spec, "seed": 1}, six, record) == \
+        mixtures.validation_sample(grown, {**spec, "seed": 1}, six)
 
 
 CRASHING_TRAINER = """
@@ -231,3 +292,98 @@ print(len(text), len(ids), (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss -
     assert n_ids > chars / 8
     print(f"\n{chars / 1e6:.0f}M characters: peak memory grew by {grown / chars:.1f} bytes per character")
     assert grown < 8 * chars  # one tokenizer call on the whole text: about 240 bytes per character
+
+
+def _saved_models(tmp_path, n=3):
+    """A seed and n perturbed copies of a tiny Llama, saved as safetensors checkpoints."""
+    tok = _tok()
+    arch = {"hidden_size": 16, "layers": 1, "heads": 2, "ffn_size": 32, "context": 16, "tie_embeddings": True,
+            "init_seed": 0}
+    dirs = []
+    for i in range(n + 1):
+        lm = models.build_llama(arch, tok)
+        torch.manual_seed(i)
+        with torch.no_grad():
+            for p in lm.parameters():
+                p.add_(0.1 * i * torch.randn_like(p))
+        models.save(lm, tok, tmp_path / f"m{i}", label=f"m{i}")
+        dirs.append(tmp_path / f"m{i}")
+    return dirs
+
+
+def test_weighted_merge_and_task_arithmetic_match_a_direct_computation(tmp_path):
+    seed_dir, *dirs = _saved_models(tmp_path)
+    states = [models.load_causal_lm(d).state_dict() for d in [seed_dir, *dirs]]
+    weights = [0.5, 0.3, 0.2]
+    target = models.skeleton(seed_dir)
+    merge.merge_into(target, dirs, weights)
+    for name, value in target.state_dict().items():
+        direct = sum(w * s[name] for w, s in zip(weights, states[1:]))
+        assert torch.allclose(value, direct, atol=1e-6), name
+    method = merge.method_spec({"task_arithmetic": 1.5})
+    assert method["label"] == "task_arithmetic:1.5"
+    merge.merge_into(target, dirs, weights, method, seed_dir)
+    for name, value in target.state_dict().items():
+        seed = states[0][name]
+        direct = seed + 1.5 * sum(w * (s[name] - seed) for w, s in zip(weights, states[1:]))
+        assert torch.allclose(value, direct, atol=1e-5), name
+    merge.merge_into(target, dirs)  # no weights: the uniform average
+    for name, value in target.state_dict().items():
+        assert torch.allclose(value, sum(s[name] for s in states[1:]) / 3, atol=1e-6), name
+    with pytest.raises(merge.MergeError, match="needs the seed"):
+        merge.merge_into(target, dirs, weights, method)
+
+
+def _synthetic_pairs(coef=(0.5, 1.1, -0.2), noise=0.0, n=8, seed=0):
+    rng = np.random.default_rng(seed)
+    merged = rng.uniform(20, 60, n)
+    n_eff = rng.choice([2.0, 3.0, 1.6, 2.4], n)
+    true = np.exp(coef[0] + coef[1] * np.log(merged) + coef[2] * np.log(n_eff) + rng.normal(0, noise, n))
+    import pandas as pd
+
+    return pd.DataFrame({"eval_set": "s", "mixture": [f"m{i}" for i in range(n)], "weighted": False, "members": 2,
+                         "n_eff": n_eff, "true": true, "merged:linear": merged})
+
+
+def test_calibration_recovers_a_known_relation_and_beats_a_biased_proxy():
+    pairs = _synthetic_pairs()
+    table, fits, loo = calibration.calibrate(pairs, "merged:linear")
+    row = table.iloc[0]
+    assert (row["a"], row["b"], row["c"]) == pytest.approx((0.5, 1.1, -0.2), abs=1e-6)
+    assert row["loo_rel_error"] < 1e-6 and row["loo_top1"] == 1.0 and row["loo_regret"] == 0
+    assert np.allclose(loo, pairs["true"])
+    # merged ppl alone prefers small n_eff; the truth rewards more members: calibration ranks
+    assert row["ranked_by"] == ("calibrated" if row["raw_regret"] > 0 else row["ranked_by"])
+    noisy = _synthetic_pairs(noise=0.05, n=12, seed=1)
+    fit = calibration.calibrate(noisy, "merged:linear")[1]["s"]
+    mean, half = fit.log_predict(noisy["merged:linear"], noisy["n_eff"])
+    inside = np.abs(np.log(noisy["true"]) - mean) <= half
+    assert half.min() > 0 and inside.mean() >= 0.75
+    few = calibration.calibrate(_synthetic_pairs(n=3), "merged:linear")[0].iloc[0]
+    assert few["ranked_by"] == "merged" and np.isnan(few["loo_regret"])
+
+
+def test_regret_is_the_true_cost_of_the_proxy_pick():
+    from shardmix import validation
+
+    true = np.array([10.0, 11.0, 12.0])
+    assert validation.regret(true, np.array([3.0, 1.0, 2.0])) == pytest.approx(0.1)
+    assert validation.regret(true, np.array([1.0, 2.0, 3.0])) == 0.0
+
+
+def test_gradient_search_finds_the_shard_the_target_prefers(tmp_path):
+    """Two shard models: one is the seed itself, one the seed perturbed; a target whose data the
+    seed fits better must push the weight towards the seed-like shard."""
+    seed_dir, noisy, far = _saved_models(tmp_path, 2)
+    lm = models.skeleton(seed_dir)
+    merge.merge_into(lm, [seed_dir])
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, lm.config.vocab_size, 16 * 17 * 8)
+    sets = {"t": search.windows(ids, 16)}
+    objective = search.Objective({"t": 1.0}, {})
+    pool = search.ResidentPool([seed_dir, far], merge.method_spec("linear"), None, torch.device("cpu"))
+    weights = search.gradient_search(lm, pool, sets, objective, 25, 0.3, 4, 0, torch.device("cpu"), log=lambda m: None)
+    assert weights.sum() == pytest.approx(1, abs=1e-6) and weights[0] > 0.6
+    merged = search.exact_nll(lm, {"t": ids}, ["t"], 16, torch.device("cpu"))
+    assert merged["t"] > 0
+    assert search.pick(np.array([0.62, 0.35, 0.03]), ["a", "b", "c"], 0.05) == "a@0.639+b@0.361"

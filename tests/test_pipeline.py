@@ -13,9 +13,10 @@ import torch
 from conftest import ADDED_SHARD, SHARDS, copy_project, planned_jobs, snakemake, tiny_config, write_config
 
 from shardmix import model as models
-from shardmix import perplexity, tokenizer, tokens
+from shardmix import naming, perplexity, tokenizer, tokens
 
-COLUMNS = ["model", "kind", "shards", "eval_set", "tokens", "bytes", "nll", "ppl", "bpb"]
+COLUMNS = ["model", "kind", "shards", "weights", "method", "eval_set", "tokens", "bytes", "nll", "ppl", "bpb"]
+WEIGHTED = "http@0.25+json@0.75"
 
 
 def test_scores_table_covers_every_model_and_eval_set(pipeline):
@@ -23,16 +24,24 @@ def test_scores_table_covers_every_model_and_eval_set(pipeline):
     assert list(table.columns) == COLUMNS
     eval_sets = set(SHARDS) | {"extra_urllib"}
     assert set(table["eval_set"]) == eval_sets
-    # seed + 3 shard models + 3 pairs + 1 triple + 3 really trained mixtures, each on every eval set
-    kinds = {"seed": 1, "shard": 3, "merged": 4, "full": 3}
+    # seed + 3 shard models + (3 pairs + 1 triple + 1 weighted pair) x 2 merge methods + 4 really trained
+    kinds = {"seed": 1, "shard": 3, "merged": 10, "full": 4}
     assert table.groupby("kind")["model"].nunique().to_dict() == kinds
     assert len(table) == sum(kinds.values()) * len(eval_sets)
     full = table[table["kind"] == "full"]
-    assert set(full["model"]) == {"full/email+json", "full/http+json", "full/email+http+json"}
+    assert set(full["model"]) == {"full/email+json", "full/http+json", "full/email+http+json", f"full/{WEIGHTED}"}
     assert not table.duplicated(["model", "eval_set"]).any()
     merged = table[table["kind"] == "merged"]
     assert set(merged["shards"]) == {"email+json", "http+json", "email+http", "email+http+json"}
-    assert set(merged["model"]) == {f"merged/{s}" for s in merged["shards"]}
+    linear = merged[merged["method"] == "linear"]
+    assert set(linear["model"]) == {f"merged/{m}" for m in ("email+json", "http+json", "email+http",
+                                                            "email+http+json", WEIGHTED)}
+    assert set(merged[merged["method"] == "task_arithmetic:1.5"]["model"]) == {
+        m.replace("merged/", "merged[task_arithmetic:1.5]/") for m in linear["model"]}
+    # weights in the order of `shards`
+    weights = dict(zip(merged["model"], merged["weights"]))
+    assert weights[f"merged/{WEIGHTED}"] == "0.25+0.75" and weights["merged/email+http+json"] == "0.3333+0.3333+0.3333"
+    assert set(table[table["kind"] == "shard"]["weights"]) == {"1"} and set(table[table["kind"] == "seed"]["weights"]) == {""}
     assert np.allclose(table["ppl"], np.exp(table["nll"] / table["tokens"]))
     assert np.allclose(table["bpb"], table["nll"] / (math.log(2) * table["bytes"]))
     # 1024 tokens give 1023 predictions; byte-level BPE tokens average more than one byte
@@ -61,7 +70,7 @@ def test_models_load_with_auto_classes_and_keep_a_training_log(pipeline):
     assert "tokens/s" in (pipeline / "logs/train_shard/json.log").read_text()
 
 
-def test_merged_score_equals_score_of_explicitly_averaged_weights(pipeline):
+def test_merged_scores_equal_scores_of_explicitly_averaged_weights(pipeline):
     """The streamed merge must give the same model as averaging the full state dicts."""
     results = pipeline / "results"
     members = ["email", "http", "json"]
@@ -75,6 +84,10 @@ def test_merged_score_equals_score_of_explicitly_averaged_weights(pipeline):
     row = table.loc[("merged/email+http+json", "email")]
     assert row["ppl"] == pytest.approx(expected["ppl"], rel=1e-5)
     assert row["bytes"] == expected["bytes"]
+    # the weighted pair: 1/4 http, 3/4 json
+    lm.load_state_dict({k: 0.25 * states[1][k] + 0.75 * states[2][k] for k in states[0]})
+    expected = perplexity.evaluate(lm, ids, lengths, 32, 16, torch.device("cpu"))
+    assert table.loc[(f"merged/{WEIGHTED}", "email"), "ppl"] == pytest.approx(expected["ppl"], rel=1e-5)
 
 
 def test_plots_are_written(pipeline):
@@ -125,28 +138,73 @@ def test_full_models_train_on_the_union_with_the_same_budget_per_shard(pipeline)
     assert log["tokens"] == 3 * 2048
     assert sorted(p.split("/")[-1] for p in log["sources"]) == ["email.train.npy", "http.train.npy",
                                                               "json.train.npy"]
+    # a weighted pair: 2 budgets in all, http 1/4 of them and json 3/4 (its data cycled where short)
+    log = json.loads((pipeline / f"results/models/full/{WEIGHTED}/train_log.json").read_text())
+    assert log["tokens"] == 2 * 2048
+    assert [u["windows"] for u in log["source_use"]] == [1024 // 32, 3072 // 32]
 
 
-def test_agreement_tables(pipeline):
-    columns = ["eval_set", "n_mixtures", "pearson", "spearman", "kendall", "top1_agree", "mean_ratio"]
+def test_agreement_tables_measure_correlation_and_picking(pipeline):
+    columns = ["proxy", "mixtures", "eval_set", "n_mixtures", "pearson", "spearman", "kendall", "top1_agree",
+               "regret", "mean_ratio"]
     table = pd.read_csv(pipeline / "results/scores.csv", keep_default_na=False)
-    for name in ("agreement.csv", "agreement_naive.csv"):
-        agree = pd.read_csv(pipeline / "results/validation" / name)
-        assert list(agree.columns) == columns
-        assert agree["eval_set"].tolist() == sorted(set(table["eval_set"])) + ["ALL"]
-        assert (agree["n_mixtures"] == 3).all()
-        assert agree["pearson"].between(-1, 1).all() and agree["top1_agree"].isin([0, 1]).iloc[:-1].all()
-        per_set = agree.iloc[:-1]
-        assert agree.iloc[-1]["pearson"] == pytest.approx(per_set["pearson"].mean(), abs=1e-3)
-        assert agree.iloc[-1]["top1_agree"] == pytest.approx(per_set["top1_agree"].mean(), abs=1e-3)
-    # mean_ratio of the merged proxy, recomputed from the scores table
+    sets = sorted(set(table["eval_set"]))
+    agree = pd.read_csv(pipeline / "results/validation/agreement.csv", keep_default_na=False, na_values=[""])
+    naive = pd.read_csv(pipeline / "results/validation/agreement_naive.csv")
+    for frame in (agree, naive):
+        assert list(frame.columns) == columns
+    assert set(agree["proxy"]) == {"merged:linear", "merged:task_arithmetic:1.5", "calibrated"}
+    linear = agree[(agree["proxy"] == "merged:linear") & (agree["mixtures"] == "all")]
+    assert linear["eval_set"].tolist() == sets + ["ALL"] and (linear["n_mixtures"] == 4).all()
+    assert set(agree["mixtures"]) == {"all", "uniform", "weighted"}
+    assert (agree[agree["mixtures"] == "uniform"]["n_mixtures"] == 3).all()
+    per_set = linear.iloc[:-1]
+    assert linear.iloc[-1]["pearson"] == pytest.approx(per_set["pearson"].mean(), abs=1e-3)
+    assert linear.iloc[-1]["regret"] == pytest.approx(per_set["regret"].mean(), abs=1e-3)
+    # regret, top-1 and mean_ratio on one set, recomputed from the scores table
     ppl = table.set_index(["model", "eval_set"])["ppl"]
-    ratios = [ppl[(f"merged/{m}", "json")] / ppl[(f"full/{m}", "json")]
-              for m in ("email+json", "http+json", "email+http+json")]
-    agree = pd.read_csv(pipeline / "results/validation/agreement.csv").set_index("eval_set")
-    assert agree.loc["json", "mean_ratio"] == pytest.approx(np.mean(ratios), abs=1e-3)
+    mixtures = ["email+json", "http+json", "email+http+json", WEIGHTED]
+    true = np.array([ppl[(f"full/{m}", "json")] for m in mixtures])
+    merged = np.array([ppl[(f"merged/{m}", "json")] for m in mixtures])
+    row = per_set.set_index("eval_set").loc["json"]
+    assert row["regret"] == pytest.approx(true[np.argmin(merged)] / true.min() - 1, abs=1e-4)
+    assert row["top1_agree"] == float(np.argmin(merged) == np.argmin(true))
+    assert row["mean_ratio"] == pytest.approx(np.mean(merged / true), abs=1e-3)
+    # the naive proxy: the weighted mean of the members' ppl
+    naive_json = [0.25 * ppl[("shard/http", "json")] + 0.75 * ppl[("shard/json", "json")]]
+    assert naive_json[0] > 0
     for name in ("scatter.png", "cost.png"):
         assert (pipeline / "results/validation" / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_calibration_and_predictions(pipeline):
+    results = pipeline / "results"
+    cal = pd.read_csv(results / "validation/calibration.csv")
+    assert sorted(cal["eval_set"]) == sorted(set(SHARDS) | {"extra_urllib"})
+    assert (cal["n_mixtures"] == 4).all() and cal["ranked_by"].isin(["calibrated", "merged"]).all()
+    assert cal["loo_rel_error"].notna().all() and cal["b"].notna().all()
+    predictions = pd.read_csv(results / "predictions.csv", keep_default_na=False, na_values=[""])
+    # every scored mixture (5 linear merges, 3 shards) on every eval set, with an interval
+    assert len(predictions) == (5 + 3) * 4
+    merged = predictions[predictions["basis"] == "calibrated"]
+    assert len(merged) == 5 * 4 and (merged["lower"] <= merged["predicted_ppl"]).all()
+    assert (merged["predicted_ppl"] <= merged["upper"]).all()
+    assert predictions["true_ppl"].notna().sum() == 4 * 4  # the trained mixtures carry their true ppl
+    for _, g in predictions.groupby("eval_set"):
+        assert sorted(g["rank"]) == list(range(1, len(g) + 1)) or g["rank"].min() == 1
+
+
+def test_search_finds_weights_over_every_shard(pipeline):
+    best = pd.read_csv(pipeline / "results/search/best_mixtures.csv")
+    assert best["target"].tolist() == ["all", "json"]
+    for row in best.itertuples():
+        weights = naming.weights(row.weights)
+        assert set(weights) <= set(SHARDS) and sum(weights.values()) == pytest.approx(1)
+        assert min(weights.values()) >= 0.05  # search.min_weight
+        assert row.predicted_ppl > 0 and row.merged_ppl > 0 and row.best_subset
+        log = json.loads((pipeline / f"results/search/targets/{row.target}.json").read_text())
+        assert log["search"] == "gradient" and log["mixture"] == row.weights
+    assert (pipeline / "results/search/weights.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_moving_a_finished_run_to_other_hardware_retrains_nothing(pipeline, tmp_path, data_dir):
