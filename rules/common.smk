@@ -262,11 +262,16 @@ def eval_groups():
     results/scores/eval_groups.json), so a shard or eval set added later forms a new group and
     never changes the jobs that already ran."""
     sets = list(eval_sets())
-    recorded = _read_json(EVAL_GROUPS_RECORD)["groups"] if os.path.exists(EVAL_GROUPS_RECORD) else []
-    groups = [[s for s in group if s in sets] for group in recorded]
+    stamp = os.path.getmtime(EVAL_GROUPS_RECORD) if os.path.exists(EVAL_GROUPS_RECORD) else None
+    groups = [[s for s in group if s in sets] for group in _recorded_groups(stamp)]
     seen = {s for group in groups for s in group}
     groups.append([s for s in sets if s not in seen])
     return {f"g{i}": group for i, group in enumerate(groups) if group}
+
+
+@lru_cache  # every evaluation job asks: read each version (mtime) of the record once
+def _recorded_groups(stamp):
+    return _read_json(EVAL_GROUPS_RECORD)["groups"] if stamp is not None else []
 
 
 def full_model(mixture):

@@ -62,31 +62,33 @@ def _set(path):
 
 
 EVERY_SCORE, ALL_BUT_SEED = "every score", "every score but the seed's"
-RETRAINED = {"train_shard": 3, "train_full": 3, "evaluate_batch": ALL_BUT_SEED, "collect_scores": 1,
-             "plot_scores": 1, "agreement": 1}
+SEARCHED = {"search_target": 2, "best_mixtures": 1}  # the tiny config's two search targets
+RESCORED = {"collect_scores": 1, "plot_scores": 1, "agreement": 1, **SEARCHED}
+RETRAINED = {"train_shard": 3, "train_full": 4, "evaluate_batch": ALL_BUT_SEED, **RESCORED}
+VALIDATED = [["json", "email"], ["http", "json"], ["email", "http", "json"], {"json": 0.75, "http": 0.25}]
 
 
 @pytest.mark.parametrize("change, expected", [
     (_set(("shard_training", "lr", 0.002)), RETRAINED),
     (_set(("shard_training", "tokens", 1024)), {**RETRAINED, "shard_sizes": 1}),
-    (_set(("evaluation", "max_tokens", 768)),
-     {"evaluate_batch": EVERY_SCORE, "collect_scores": 1, "plot_scores": 1, "agreement": 1}),
+    (_set(("evaluation", "max_tokens", 768)), {"evaluate_batch": EVERY_SCORE, **RESCORED}),
     (_set(("model", "context", 16)), {**RETRAINED, "seed_model": 1, "evaluate_batch": EVERY_SCORE, "shard_sizes": 1}),
     (_set(("seed_training", "lr", 0.004)), {**RETRAINED, "seed_model": 1, "evaluate_batch": EVERY_SCORE}),
     # a checkpoint: what follows the split is planned once it has run
     (_set(("sharding", "heldout_fraction", 0.25)), {"split_source": 1}),
-    # a new shard of the source: one training, its batches everywhere, old batches on its held-out set
+    # a new shard of the source: one training; its 3 batches on both eval-set groups (the old
+    # sets, and its held-out set, a new group); the 8 old batches on its held-out set
     (lambda c: c["sharding"]["include"].append(ADDED_SHARD),
-     {"train_shard": 1, "evaluate_batch": 3 * 5 + 5 + 2, "collect_scores": 1, "plot_scores": 1, "agreement": 1,
-      "shard_sizes": 1}),
+     {"train_shard": 1, "evaluate_batch": 3 * 2 + 8, "shard_sizes": 1, "record_eval_groups": 1, **RESCORED}),
     # the triple stays scored (it is validated); only the cost curve of the agreement changes
-    (_set(("mixtures", "max_size", 2)), {"agreement": 1}),
-    (_set(("mixtures", "explicit", [["email", "http", "json"]])), {"agreement": 1}),
-    (_set(("validation", "explicit", [["json", "email"], ["http", "json"]])),
-     {"evaluate_batch": 4, "collect_scores": 1, "plot_scores": 1, "agreement": 1}),
-    (_set(("validation", "explicit", [["json", "email"], ["http", "json"], ["email", "http"],
-                                      ["email", "http", "json"]])),
-     {"train_full": 1, "evaluate_batch": 4, "collect_scores": 1, "plot_scores": 1, "agreement": 1}),
+    (_set(("mixtures", "max_size", 2)), {"agreement": 1, **SEARCHED}),
+    (_set(("mixtures", "explicit", [["email", "http", "json"]])), {"agreement": 1, **SEARCHED}),
+    (_set(("mixtures", "methods", ["linear"])), {"evaluate_batch": 4, **RESCORED}),
+    (_set(("validation", "explicit", [m for m in VALIDATED if m != ["email", "http", "json"]])),
+     {"evaluate_batch": 1, **RESCORED}),
+    (_set(("validation", "explicit", VALIDATED + [["email", "http"]])),
+     {"train_full": 1, "evaluate_batch": 2, **RESCORED}),
+    (_set(("search", "steps", 3)), SEARCHED),
     (_set(("runtime", "device", "cpu")), {}),
     (_set(("runtime", "gpus_per_job", 1)), {}),
     (_set(("runtime", "train_threads", 2)), {}),
