@@ -11,7 +11,7 @@ from shardmix import config as shardmix_config
 from shardmix import corpus as shardmix_corpus
 from shardmix import mixtures as shardmix_mixtures
 from shardmix import naming
-from shardmix.merge import method_spec, needs_seed
+from shardmix.naming import method_spec, needs_seed
 
 
 try:

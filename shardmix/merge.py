@@ -13,6 +13,8 @@ from pathlib import Path
 
 import torch
 
+from shardmix.naming import method_spec, needs_seed
+
 
 class MergeError(ValueError):
     """Models that cannot be averaged (different tensors or shapes)."""
@@ -116,18 +118,6 @@ def task_arithmetic(weights, members, seed, lam: float):
 
 
 METHODS = {"linear": linear, "task_arithmetic": task_arithmetic}
-
-
-def method_spec(entry) -> dict:
-    """A `mixtures.methods` entry as {"name", "label", "params"}: "linear" or {"task_arithmetic": lam}."""
-    if entry == "linear":
-        return {"name": "linear", "label": "linear", "params": {}}
-    (name, value), = entry.items()
-    return {"name": name, "label": f"{name}:{value:g}", "params": {"lam": float(value)}}
-
-
-def needs_seed(method: dict) -> bool:
-    return method["name"] != "linear"
 
 
 def merge_into(model: torch.nn.Module, model_dirs: list, weights: list[float] | None = None,

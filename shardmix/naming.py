@@ -95,3 +95,17 @@ def model_id(kind: str, mixture: str = "", method: str = "linear") -> str:
     if kind == "merged" and method != "linear":
         return f"merged[{method}]/{mixture}"
     return f"{kind}/{mixture}"
+
+
+def method_spec(entry) -> dict:
+    """A `mixtures.methods` entry as {"name", "label", "params"}: "linear" or {"task_arithmetic": lam}.
+    The label names merged models merged this way (model_id) and the `method` column."""
+    if entry == "linear":
+        return {"name": "linear", "label": "linear", "params": {}}
+    (name, value), = entry.items()
+    return {"name": name, "label": f"{name}:{value:g}", "params": {"lam": float(value)}}
+
+
+def needs_seed(method: dict) -> bool:
+    """Methods other than the weighted average are relative to the seed model."""
+    return method["name"] != "linear"

@@ -320,7 +320,7 @@ def test_weighted_merge_and_task_arithmetic_match_a_direct_computation(tmp_path)
     for name, value in target.state_dict().items():
         direct = sum(w * s[name] for w, s in zip(weights, states[1:]))
         assert torch.allclose(value, direct, atol=1e-6), name
-    method = merge.method_spec({"task_arithmetic": 1.5})
+    method = naming.method_spec({"task_arithmetic": 1.5})
     assert method["label"] == "task_arithmetic:1.5"
     merge.merge_into(target, dirs, weights, method, seed_dir)
     for name, value in target.state_dict().items():
@@ -381,7 +381,7 @@ def test_gradient_search_finds_the_shard_the_target_prefers(tmp_path):
     ids = rng.integers(0, lm.config.vocab_size, 16 * 17 * 8)
     sets = {"t": search.windows(ids, 16)}
     objective = search.Objective({"t": 1.0}, {})
-    pool = search.ResidentPool([seed_dir, far], merge.method_spec("linear"), None, torch.device("cpu"))
+    pool = search.ResidentPool([seed_dir, far], naming.method_spec("linear"), None, torch.device("cpu"))
     weights = search.gradient_search(lm, pool, sets, objective, 25, 0.3, 4, 0, torch.device("cpu"), log=lambda m: None)
     assert weights.sum() == pytest.approx(1, abs=1e-6) and weights[0] > 0.6
     merged = search.exact_nll(lm, {"t": ids}, ["t"], 16, torch.device("cpu"))

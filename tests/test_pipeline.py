@@ -114,12 +114,14 @@ def test_adding_a_source_splits_only_it_and_trains_one_model_per_new_shard(grown
     assert jobs["split_source"] == 1 and jobs["train_shard"] == 1, jobs
     for rule in ("seed_model", "train_tokenizer", "record_foundation", "tokenize_eval_set", "train_full"):
         assert rule not in jobs, rule
-    # new batch (logging + 3 pairs + 3 triples, batch_size 3 -> 3 batches) on 5 eval sets,
-    # and the 5 old batches (seed, json, email, http x2) and 2 batches of really trained
-    # mixtures on the new held-out set
-    assert jobs["evaluate_batch"] == 3 * 5 + 5 + 2
+    # the new shard's batches (logging + 3 pairs + 3 triples, batch_size 3 -> 3) on both eval-set
+    # groups (the old sets; the new held-out set, a group of its own), and the 8 old batches (seed,
+    # json, email, http x2, the weighted pair, 2 of really trained mixtures) on the new set only
+    assert jobs["evaluate_batch"] == 3 * 2 + 8 and jobs["record_eval_groups"] == 1
     outputs = ("scores.csv", "scores.html", "heatmap.png", "ranking.png", "agreement.csv",
-               "agreement_naive.csv", "agreement.html", "scatter.png", "cost.png", "shards.csv", "run_config.json")
+               "agreement_naive.csv", "agreement.html", "scatter.png", "cost.png", "shards.csv", "run_config.json",
+               "calibration.csv", "predictions.csv", "eval_groups.json", "all.json", "json.json", "best_mixtures.csv",
+               "weights.png")
     assert all(p.name in outputs for p in changed), changed
     record = "results/corpus/foundation.json"
     assert (work / record).read_text() == (pipeline / record).read_text()
@@ -130,7 +132,8 @@ def test_adding_a_source_splits_only_it_and_trains_one_model_per_new_shard(grown
     assert sizes.loc[("more", ADDED_SHARD), "used"] and sizes.loc[("more", ADDED_SHARD), "fits_budget"]
     table = pd.read_csv(work / "results/scores.csv", keep_default_na=False)
     assert ADDED_SHARD in set(table["eval_set"])
-    assert table["model"].nunique() == 1 + 4 + 6 + 4 + 3  # seed, 4 shards, 6 pairs, 4 triples, 3 full
+    # seed, 4 shards, (6 pairs, 4 triples, 1 weighted pair) x 2 methods, 4 full
+    assert table["model"].nunique() == 1 + 4 + 2 * (6 + 4 + 1) + 4
 
 
 def test_full_models_train_on_the_union_with_the_same_budget_per_shard(pipeline):
