@@ -256,6 +256,13 @@ def eval_sets():
     return sets
 
 
+def eval_set_inputs(names):
+    """The files that stand for these eval sets: an extra set's token file; for a held-out set,
+    its source's manifest (held-out sets live in the source's token folder)."""
+    extra = {e["name"] for e in CFG["eval_sets"]}
+    return sorted({f"{R}/eval_sets/{s}.npy" if s in extra else manifest(shard_source(s)) for s in names})
+
+
 def eval_groups():
     """Group id -> eval sets. An evaluation job merges each model of its batch once and scores it
     on every set of one group. Groups are the sets that joined the run together (recorded in
@@ -325,11 +332,10 @@ def _plan(shard_tuple):
     try:
         candidates = shardmix_mixtures.candidate_mixtures(order, CFG["mixtures"])
         picks = shardmix_mixtures.validation_sample(candidates, CFG["validation"]["random"], order, recorded)
-        validated = shardmix_mixtures.validation_mixtures(order, picks, CFG["validation"])
-        if CFG["validation"]["search"] and len(order) > 1:
-            # the search's baseline is trained with the sample (it trains while the rest is scored),
-            # and gives the calibration a point where the search's mixtures are: all shards
-            validated = sorted({*validated, naming.mixture_name(order)}, key=lambda m: (len(naming.members(m)), m))
+        # the search's baseline, uniform over all shards, is trained with the sample (it trains while
+        # the rest is scored) and gives the calibration a point where the search's mixtures are
+        baseline = [naming.mixture_name(order)] if CFG["validation"]["search"] and len(order) > 1 else []
+        validated = shardmix_mixtures.validation_mixtures(order, picks + baseline, CFG["validation"])
     except shardmix_mixtures.MixtureError as e:
         raise WorkflowError(str(e))
     # a trained mixture the candidates no longer list (e.g. a pick of a pool-wide sample redrawn

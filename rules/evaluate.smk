@@ -3,13 +3,10 @@
 
 
 def eval_inputs(wildcards):
-    extra = {e["name"] for e in CFG["eval_sets"]}
-    sets = eval_groups()[wildcards.group]
     entries = batches()[wildcards.batch]
     return {
         "models": sorted({d for e in entries for d in e["dirs"] + [(e.get("merge") or {}).get("seed")] if d}),
-        # a held-out set lives in its source's token folder; that source's manifest stands for it
-        "data": sorted({eval_set_tokens(s) if s in extra else manifest(shard_source(s)) for s in sets}),
+        "data": eval_set_inputs(eval_groups()[wildcards.group]),
         "tokenizer": TOKENIZER,
     }
 

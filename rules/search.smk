@@ -10,8 +10,7 @@ def calibration_input():
 def search_inputs(wildcards):
     shards = list(shard_sources())
     inputs = {"models": [shard_model(s) for s in shards] + [SEED_MODEL],
-              "data": sorted({eval_sets()[s] if s in {e["name"] for e in CFG["eval_sets"]}
-                              else manifest(shard_source(s)) for s in search_targets()[wildcards.target]})}
+              "data": eval_set_inputs(search_targets()[wildcards.target])}
     if calibration_input():
         inputs["calibration"] = calibration_input()
     return inputs

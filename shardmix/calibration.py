@@ -94,6 +94,12 @@ def calibrate(pairs: pd.DataFrame, merged: str) -> tuple[pd.DataFrame, dict, pd.
     return pd.DataFrame(rows).reindex(columns=columns), fits, loo
 
 
+def coefficients(table: pd.DataFrame, sets) -> dict[str, dict]:
+    """Eval set -> its fit {"a", "b", "c"}, for the `sets` that calibration.csv ranks by calibration."""
+    return {r.eval_set: {"a": r.a, "b": r.b, "c": r.c} for r in table.itertuples()
+            if r.ranked_by == "calibrated" and r.eval_set in sets}
+
+
 def predictions(scores: pd.DataFrame, method: str, fits: dict, table: pd.DataFrame) -> pd.DataFrame:
     """Predicted true ppl of every scored mixture (merged by `method`) on every eval set, with a
     LEVEL interval. A shard's own model is its true model, so its ppl is measured, not predicted.
@@ -108,7 +114,7 @@ def predictions(scores: pd.DataFrame, method: str, fits: dict, table: pd.DataFra
     for kind, part in (("merged", merged), ("shard", shards)):
         for name, g in part.groupby("eval_set", sort=True):
             mixtures = [m.split("/", 1)[1] for m in g["model"]]
-            n_eff = np.array([1 / sum(w ** 2 for w in naming.weights(m).values()) for m in mixtures])
+            n_eff = np.array([naming.n_eff(m) for m in mixtures])
             ppl = g["ppl"].to_numpy()
             fit = fits.get(name)
             if kind == "shard":

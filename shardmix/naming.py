@@ -74,6 +74,11 @@ def weights(name: str) -> dict[str, float]:
     return out
 
 
+def n_eff(name: str) -> float:
+    """Effective number of members, 1 / sum of squared weights: k for k shards in equal parts."""
+    return 1 / sum(w ** 2 for w in weights(name).values())
+
+
 def members(name: str) -> list[str]:
     return list(weights(name))
 

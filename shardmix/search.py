@@ -11,7 +11,6 @@ memory budget, Dirichlet samples plus pairwise local moves, each a streamed merg
 from __future__ import annotations
 
 import math
-import sys
 
 import numpy as np
 import torch
@@ -168,10 +167,6 @@ def pick(weights: np.ndarray, shards: list[str], min_weight: float) -> str:
     if not kept:
         kept = {shards[int(np.argmax(weights))]: 1.0}
     return naming.mixture_name(kept)
-
-
-def log_stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def subset_objectives(scores, method: str, objective: Objective) -> dict[str, tuple[float, float]]:

@@ -40,9 +40,8 @@ def paired(table: pd.DataFrame, method_labels: list[str]) -> pd.DataFrame:
     for _, r in full.iterrows():
         mixture = r["model"][len("full/"):]
         weights = naming.weights(mixture)
-        w = np.array(list(weights.values()))
         row = {"eval_set": r["eval_set"], "mixture": mixture, "weighted": naming.is_weighted(mixture),
-               "members": len(weights), "n_eff": float(1 / np.sum(w ** 2)), "true": r["ppl"],
+               "members": len(weights), "n_eff": naming.n_eff(mixture), "true": r["ppl"],
                "naive": float(sum(wi * ppl[(naming.model_id("shard", m), r["eval_set"])]
                                   for m, wi in weights.items()))}
         for label in method_labels:

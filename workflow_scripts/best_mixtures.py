@@ -3,6 +3,7 @@ import json
 
 import pandas as pd
 
+from shardmix import calibration as shardmix_calibration
 from shardmix import scores, search
 from shardmix.jobs import job_args
 
@@ -13,9 +14,7 @@ rows = []
 for name, target in args["targets"].items():
     with open(args["found"][name]) as f:
         found = json.load(f)
-    calibrated = {} if calibration is None else {
-        r.eval_set: {"a": r.a, "b": r.b, "c": r.c} for r in calibration.itertuples()
-        if r.ranked_by == "calibrated" and r.eval_set in target}
+    calibrated = {} if calibration is None else shardmix_calibration.coefficients(calibration, target)
     subsets = search.subset_objectives(table, args["method"], search.Objective(target, calibrated))
     best = min(subsets, key=lambda m: subsets[m][0])
     rows.append({"target": name, "weights": found["mixture"], "search": found["search"],

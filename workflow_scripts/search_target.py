@@ -1,22 +1,20 @@
 """Rule search_target: the weights over every shard that minimise one target's predicted ppl."""
-import csv
 import json
 import math
 import time
 
 import numpy as np
+import pandas as pd
 
+from shardmix import calibration as shardmix_calibration
 from shardmix import merge, naming, search, tokens
 from shardmix import model as models
 from shardmix.jobs import job_args, job_device, write_json
 
 args = job_args()
 device = job_device()
-calibration = {}
-if args["calibration"]:
-    with open(args["calibration"]) as f:
-        calibration = {r["eval_set"]: {k: float(r[k]) for k in "abc"} for r in csv.DictReader(f)
-                       if r["ranked_by"] == "calibrated" and r["eval_set"] in args["target"]}
+calibration = shardmix_calibration.coefficients(pd.read_csv(args["calibration"]), args["target"]) \
+    if args["calibration"] else {}
 objective = search.Objective(args["target"], calibration)
 lm = models.skeleton(args["shard_dirs"][0]).to(device)
 context = min(args["context"], models.context_length(lm))
@@ -41,7 +39,7 @@ final = naming.weights(mixture)
 merge.merge_into(lm, [args["shard_dirs"][args["shards"].index(s)] for s in final], list(final.values()), method,
                  args["seed_dir"])
 nll = search.exact_nll(lm, ids, args["target"], context, device)
-n_eff = 1 / sum(w ** 2 for w in final.values())
+n_eff = naming.n_eff(mixture)
 result = {"target": args["name"], "mixture": mixture, "search": "gradient" if resident else "sampling",
           "raw_weights": dict(zip(args["shards"], np.round(weights, 4).tolist())),
           "predicted_ppl": math.exp(objective.predicted_log(nll, n_eff)), "merged_ppl": math.exp(objective.merged_log(nll)),
