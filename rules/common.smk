@@ -32,7 +32,7 @@ METHODS = [method_spec(m) for m in CFG["mixtures"]["methods"]]
 SOURCES = {s["name"]: s for s in CFG["sources"]}
 GPU = CFG["runtime"]["gpus_per_job"]
 # settings that change how a job runs or what it logs, never its result: kept out of params
-NOT_RESULT_BEARING = ("checkpoint_every", "log_every")
+NOT_RESULT_BEARING = ("checkpoint_every", "log_every", "resident_mb")
 
 
 def _pretrained_model():
@@ -120,9 +120,9 @@ def training_settings(section):
 
 
 def run_settings(section):
-    """A training section's settings that are not results, as the job's last argument. Rules
-    pass it as a derived param (a function taking `output`), which Snakemake never compares."""
-    return json.dumps({k: CFG[section][k] for k in NOT_RESULT_BEARING})
+    """A section's settings that are not results, as the job's last argument. Rules pass it as
+    a derived param (a function taking `output`), which Snakemake never compares."""
+    return json.dumps({k: v for k, v in CFG[section].items() if k in NOT_RESULT_BEARING})
 
 
 def read_spec(name):
@@ -164,6 +164,17 @@ def _foundation():
 
 
 FOUNDATION = _foundation()
+
+
+def _read_record(path):
+    """A choice an earlier run recorded, read once, when the workflow is parsed: Snakemake deletes
+    a job's output before it reruns the job, so a read while the record is being rewritten would
+    see no record at all. The rewritten record holds what this run derived from the one read here."""
+    return _read_json(path) if os.path.exists(path) else None
+
+
+RECORDED_GROUPS = (_read_record(EVAL_GROUPS_RECORD) or {}).get("groups", [])
+RECORDED_SAMPLE = _read_record(VALIDATION_SAMPLE)
 _check_report_config()
 
 
@@ -256,6 +267,14 @@ def eval_sets():
     return sets
 
 
+def eval_set_spec(name):
+    """What scoring needs of an eval set: its token file and, for a held-out set, the length of
+    the chunks it is made of (no evaluation window crosses the join of two chunks)."""
+    shard = shard_sources().get(name)
+    segment = SOURCES[shard_source(name)]["sharding"]["chunk_tokens"] if shard else None
+    return {"path": eval_sets()[name], "segment": segment}
+
+
 def eval_set_inputs(names):
     """The files that stand for these eval sets: an extra set's token file; for a held-out set,
     its source's manifest (held-out sets live in the source's token folder)."""
@@ -269,16 +288,10 @@ def eval_groups():
     results/scores/eval_groups.json), so a shard or eval set added later forms a new group and
     never changes the jobs that already ran."""
     sets = list(eval_sets())
-    stamp = os.path.getmtime(EVAL_GROUPS_RECORD) if os.path.exists(EVAL_GROUPS_RECORD) else None
-    groups = [[s for s in group if s in sets] for group in _recorded_groups(stamp)]
+    groups = [[s for s in group if s in sets] for group in RECORDED_GROUPS]
     seen = {s for group in groups for s in group}
     groups.append([s for s in sets if s not in seen])
     return {f"g{i}": group for i, group in enumerate(groups) if group}
-
-
-@lru_cache  # every evaluation job asks: read each version (mtime) of the record once
-def _recorded_groups(stamp):
-    return _read_json(EVAL_GROUPS_RECORD)["groups"] if stamp is not None else []
 
 
 def full_model(mixture):
@@ -328,7 +341,7 @@ def _plan(shard_tuple):
     """Scored and really-trained mixtures of these shards, the evaluation batches, and the
     validation sample's picks (kept from the recorded sample, results/validation/sample.json)."""
     order, size = list(shard_tuple), CFG["mixtures"]["batch_size"]
-    recorded = _read_json(VALIDATION_SAMPLE) if os.path.exists(VALIDATION_SAMPLE) else None
+    recorded = RECORDED_SAMPLE
     try:
         candidates = shardmix_mixtures.candidate_mixtures(order, CFG["mixtures"])
         picks = shardmix_mixtures.validation_sample(candidates, CFG["validation"]["random"], order, recorded)

@@ -11,10 +11,6 @@ def eval_inputs(wildcards):
     }
 
 
-def eval_set_tokens(name):
-    return eval_sets()[name]
-
-
 rule evaluate_batch:
     input:
         unpack(eval_inputs),
@@ -25,21 +21,22 @@ rule evaluate_batch:
         batch="[^/]+",
     params:
         args=lambda wc: args(
-            models=batches()[wc.batch], eval_sets={s: eval_set_tokens(s) for s in eval_groups()[wc.group]},
+            models=batches()[wc.batch], eval_sets={s: eval_set_spec(s) for s in eval_groups()[wc.group]},
             tokenizer=TOKENIZER, max_tokens=CFG["evaluation"]["max_tokens"],
             min_tokens=CFG["evaluation"]["min_tokens"], batch_windows=CFG["evaluation"]["batch_windows"],
             context=CFG["model"]["context"], out=f"{SCORES}/{wc.group}/{wc.batch}.csv"),
+        how=lambda wc, output: run_settings("evaluation"),
     threads: CFG["runtime"]["eval_threads"]
     resources:
         gpu=GPU,
-        mem_mb=4000,
+        mem_mb=2000 + CFG["evaluation"]["resident_mb"],
         runtime=60,
     log:
         "logs/evaluate/{group}/{batch}.log",
     benchmark:
         "benchmarks/evaluate/{group}/{batch}.tsv"
     shell:
-        f"{script('evaluate_batch')} {{params.args:q}} {{threads}} > {{log}} 2>&1"
+        f"{script('evaluate_batch')} {{params.args:q}} {{threads}} {{params.how:q}} > {{log}} 2>&1"
 
 
 rule record_eval_groups:

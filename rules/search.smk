@@ -27,7 +27,7 @@ rule search_target:
         args=lambda wc: args(
             name=wc.target, target=search_targets()[wc.target], shards=list(shard_sources()),
             shard_dirs=[shard_model(s) for s in shard_sources()], seed_dir=SEED_MODEL, method=METHODS[0],
-            eval_sets={s: eval_sets()[s] for s in search_targets()[wc.target]},
+            eval_sets={s: eval_set_spec(s) for s in search_targets()[wc.target]},
             max_tokens=CFG["evaluation"]["max_tokens"], context=CFG["model"]["context"],
             calibration=calibration_input(), search={k: v for k, v in CFG["search"].items() if k != "targets"},
             out=f"{SEARCH}/targets/{wc.target}.json"),
@@ -86,7 +86,7 @@ rule validate_search:
         args=lambda wc: args(
             best=f"{SEARCH}/best_mixtures.csv", scores=f"{R}/scores.csv", targets=search_targets(),
             full_models=search_validation_models(), uniform=uniform_all(), tokenizer=TOKENIZER,
-            eval_sets={s: eval_sets()[s] for t in search_targets().values() for s in t},
+            eval_sets={s: eval_set_spec(s) for t in search_targets().values() for s in t},
             max_tokens=CFG["evaluation"]["max_tokens"], context=CFG["model"]["context"],
             out=f"{SEARCH}/validation.csv"),
     threads: CFG["runtime"]["eval_threads"]

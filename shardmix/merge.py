@@ -118,6 +118,9 @@ def task_arithmetic(weights, members, seed, lam: float):
 
 
 METHODS = {"linear": linear, "task_arithmetic": task_arithmetic}
+# methods whose result depends on the members only through their weighted average: a resident
+# pool builds them from a running sum (shardmix.pool)
+OF_AVERAGE = {"linear", "task_arithmetic"}
 
 
 def merge_into(model: torch.nn.Module, model_dirs: list, weights: list[float] | None = None,
@@ -143,10 +146,11 @@ def merge_into(model: torch.nn.Module, model_dirs: list, weights: list[float] | 
     return model
 
 
-def _merge(model: torch.nn.Module, readers: list[_Reader], weights: list[float], method: dict,
-           seed: _Reader | None) -> None:
+def check_compatible(model: torch.nn.Module, readers: list[_Reader]) -> dict:
+    """The model's state dict, once every reader holds the same tensors, all of them the model's
+    and of its shapes (read from the headers, before any tensor data)."""
     names = set(readers[0].tensors)
-    for r in readers[1:] + ([seed] if seed else []):
+    for r in readers[1:]:
         if set(r.tensors) != names:
             diff = sorted(names ^ set(r.tensors))[:3]
             raise MergeError(f"{r.model_dir} and {readers[0].model_dir} hold different tensors "
@@ -155,17 +159,19 @@ def _merge(model: torch.nn.Module, readers: list[_Reader], weights: list[float],
     unknown = sorted(names - set(target))
     if unknown:
         raise MergeError(f"{readers[0].model_dir}: tensor {unknown[0]} is not part of the evaluation model")
-    combine = METHODS[method["name"]]
-
-    def tensors(name):
-        for r in readers:  # one member tensor in memory at a time
-            t = r.get(name)
-            if t.shape != target[name].shape:
-                raise MergeError(f"{r.model_dir}: tensor {name} has shape {tuple(t.shape)}, expected "
+    for r in readers:
+        for name, info in r.tensors.items():
+            if tuple(info[1]["shape"]) != tuple(target[name].shape):
+                raise MergeError(f"{r.model_dir}: tensor {name} has shape {tuple(info[1]['shape'])}, expected "
                                  f"{tuple(target[name].shape)}; models of different shapes cannot be merged")
-            yield t
+    return target
 
+
+def _merge(model: torch.nn.Module, readers: list[_Reader], weights: list[float], method: dict,
+           seed: _Reader | None) -> None:
+    target = check_compatible(model, readers + ([seed] if seed else []))
+    combine = METHODS[method["name"]]
     with torch.no_grad():
-        for name in sorted(names):
-            merged = combine(weights, tensors(name), seed.get(name) if seed else None, **method["params"])
-            target[name].copy_(merged)
+        for name in sorted(readers[0].tensors):
+            members = (r.get(name) for r in readers)  # one member tensor in memory at a time
+            target[name].copy_(combine(weights, members, seed.get(name) if seed else None, **method["params"]))

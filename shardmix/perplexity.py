@@ -1,38 +1,72 @@
-"""Token-level perplexity and bits per byte over disjoint context windows."""
+"""Token-level perplexity and bits per byte over disjoint context windows.
+
+An eval set is a token array, optionally made of independent segments of `segment` tokens
+joined end to end (a shard's held-out chunks, drawn at random from its stream). Windows never
+cross a join: each segment's first token is never predicted (nothing before it in the segment
+precedes it in the text), and every other token is predicted exactly once, from the tokens
+before it in its window, a window being at most `context` predictions long.
+"""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from shardmix import tokens
 from shardmix.model import autocast
 
 
+@dataclass
+class EvalSet:
+    ids: np.ndarray
+    segment: int | None = None  # tokens per independent segment; None: one stream
+
+
+def load_set(spec: dict, max_tokens: int | None) -> EvalSet:
+    """An eval set from its spec ({"path", "segment"}), cut to `max_tokens` (0 or None: all)."""
+    return EvalSet(tokens.load(spec["path"])[:max_tokens or None], spec.get("segment"))
+
+
+def windows(n_tokens: int, context: int, segment: int | None = None) -> list[tuple[int, int]]:
+    """(start, length) of each window: it reads ids[start:start + length] and predicts
+    ids[start + 1:start + length + 1]."""
+    segment = segment or n_tokens
+    out = []
+    for begin in range(0, n_tokens, segment):
+        end = min(begin + segment, n_tokens)
+        out += [(s, min(context, end - 1 - s)) for s in range(begin, end - 1, context)]
+    return out
+
+
+def full_length(context: int, segment: int | None) -> int:
+    """The length of the windows that fill a segment (all but a segment's last)."""
+    return min(context, segment - 1) if segment else context
+
+
 @torch.no_grad()
-def evaluate(model, ids: np.ndarray, token_bytes: np.ndarray, context: int, batch_windows: int,
+def evaluate(model, eval_set: EvalSet, token_bytes: np.ndarray, context: int, batch_windows: int,
              device: torch.device) -> dict:
-    """Every token after the first is predicted once, from the tokens before it in its window."""
-    ids = np.asarray(ids, dtype=np.int64)
-    starts = list(range(0, len(ids) - 1, context))
+    ids = np.asarray(eval_set.ids, dtype=np.int64)
+    by_length: dict[int, list[int]] = {}
+    for start, length in windows(len(ids), context, eval_set.segment):
+        by_length.setdefault(length, []).append(start)
     model.eval()
     nll, n_tokens, n_bytes = 0.0, 0, 0
-    # the last window may be short; batch only windows of full length together
-    full = [s for s in starts if s + context + 1 <= len(ids)]
-    groups = [full[i:i + batch_windows] for i in range(0, len(full), batch_windows)]
-    if len(starts) > len(full):
-        groups.append(starts[len(full):])
-    for group in groups:
-        length = min(context, len(ids) - 1 - group[0])
-        x = torch.from_numpy(np.stack([ids[s:s + length] for s in group])).to(device)
-        y = torch.from_numpy(np.stack([ids[s + 1:s + length + 1] for s in group])).to(device)
-        with autocast(device):
-            logits = model(input_ids=x).logits
-        nll += F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1),
-                               reduction="sum").item()
-        n_tokens += y.numel()
-        n_bytes += int(token_bytes[y.cpu().numpy()].sum())
+    # windows of one length batch together
+    for length, starts in sorted(by_length.items(), reverse=True):
+        for i in range(0, len(starts), batch_windows):
+            group = starts[i:i + batch_windows]
+            x = torch.from_numpy(np.stack([ids[s:s + length] for s in group])).to(device)
+            y = np.stack([ids[s + 1:s + length + 1] for s in group])
+            with autocast(device):
+                logits = model(input_ids=x).logits
+            nll += F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]),
+                                   torch.from_numpy(y).to(device).reshape(-1), reduction="sum").item()
+            n_tokens += y.size
+            n_bytes += int(token_bytes[y].sum())
     return {"tokens": n_tokens, "bytes": n_bytes, "nll": nll,
             "ppl": math.exp(nll / n_tokens), "bpb": nll / (math.log(2) * max(n_bytes, 1))}

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from shardmix import merge, naming
+from shardmix import merge, naming, perplexity
 from shardmix.model import autocast
 
 
@@ -44,10 +44,12 @@ def _log(x):
     return torch.log(x) if isinstance(x, torch.Tensor) else math.log(x)
 
 
-def windows(ids: np.ndarray, context: int) -> np.ndarray:
-    """Disjoint full windows of context + 1 tokens, as evaluation uses them."""
-    starts = np.arange(0, len(ids) - context - 1 + 1, context)
-    return np.stack([np.asarray(ids[s:s + context + 1], dtype=np.int64) for s in starts])
+def windows(eval_set: perplexity.EvalSet, context: int) -> np.ndarray:
+    """The eval set's windows that fill a segment, as evaluation reads them, with each window's
+    next token appended (rows of length + 1 tokens)."""
+    length = perplexity.full_length(context, eval_set.segment)
+    starts = [s for s, n in perplexity.windows(len(eval_set.ids), context, eval_set.segment) if n == length]
+    return np.stack([np.asarray(eval_set.ids[s:s + length + 1], dtype=np.int64) for s in starts])
 
 
 def _nll(model, params, batch: torch.Tensor, device) -> torch.Tensor:
@@ -110,27 +112,25 @@ def gradient_search(model, pool: ResidentPool, sets: dict[str, np.ndarray], obje
     return torch.softmax(logits, 0).detach().cpu().numpy()
 
 
-def exact_nll(model, ids: dict[str, np.ndarray], names, context: int, device) -> dict[str, float]:
+def exact_nll(model, sets: dict[str, perplexity.EvalSet], names, context: int, device) -> dict[str, float]:
     """Mean NLL of each named set with the model's current weights, exactly as the scores are
     computed (shardmix.perplexity), so a pick's merged ppl compares with scores.csv."""
-    from shardmix import perplexity
-
     out = {}
     for name in names:
-        no_bytes = np.ones(int(np.max(ids[name])) + 1)
-        score = perplexity.evaluate(model, ids[name], no_bytes, context, 16, device)
+        no_bytes = np.ones(int(np.max(sets[name].ids)) + 1)
+        score = perplexity.evaluate(model, sets[name], no_bytes, context, 16, device)
         out[name] = score["nll"] / score["tokens"]
     return out
 
 
-def sampling_search(model, shard_dirs: list, shards: list[str], method: dict, seed_dir, ids: dict, context: int,
+def sampling_search(model, shard_dirs: list, shards: list[str], method: dict, seed_dir, sets: dict, context: int,
                     objective: Objective, samples: int, seed: int, device, log=print) -> np.ndarray:
     """Fallback without the pool in memory: Dirichlet samples, then pairwise moves of weight
     (0.2, 0.1, 0.05) from one shard to another while the objective improves; every point is a
     streamed merge scored on the target sets."""
     def score(w):
         merge.merge_into(model, shard_dirs, list(w), method, seed_dir)
-        return objective.predicted_log(exact_nll(model, ids, objective.target, context, device),
+        return objective.predicted_log(exact_nll(model, sets, objective.target, context, device),
                                        1 / float(np.sum(w ** 2)))
 
     rng = np.random.default_rng(seed)

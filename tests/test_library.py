@@ -11,7 +11,7 @@ import torch
 from conftest import stdlib_documents, write_jsonl
 from test_bad_input import _tok
 
-from shardmix import calibration, merge, mixtures, naming, search, sharding, training
+from shardmix import calibration, merge, mixtures, naming, perplexity, pool, search, sharding, training
 from shardmix import model as models
 from shardmix.corpus import Document, read_documents
 from shardmix.naming import mixture_name, safe_name
@@ -334,6 +334,43 @@ def test_weighted_merge_and_task_arithmetic_match_a_direct_computation(tmp_path)
         merge.merge_into(target, dirs, weights, method)
 
 
+def test_resident_pool_builds_every_mixture_as_the_streamed_merge(tmp_path):
+    """A batch's mixtures built from the running sum, in update order, equal streamed merges:
+    uniform subsets of every size, weighted ones and task arithmetic, one after another."""
+    seed_dir, *dirs = _saved_models(tmp_path, 4)
+    streamed, resident = models.skeleton(seed_dir), models.skeleton(seed_dir)
+    ta = naming.method_spec({"task_arithmetic": 1.5})
+    linear = naming.method_spec("linear")
+    plans = [([dirs[0]], [1.0], linear, None), (dirs[:2], [0.5, 0.5], linear, None),
+             (dirs[:3], [1 / 3] * 3, linear, None), (dirs, [0.25] * 4, linear, None),
+             (dirs[1:3], [0.75, 0.25], linear, None), (dirs[1:3], [0.5, 0.5], ta, seed_dir),
+             (dirs[:3], [0.2, 0.3, 0.5], ta, seed_dir), (dirs[2:], [0.5, 0.5], linear, None)]
+    coefs = [pool.coefficients(dict(zip(map(str, p[0]), p[1])))[0] for p in plans]
+    order = pool.update_order(coefs)
+    assert sorted(order) == list(range(len(plans)))
+    shard_pool = pool.ShardPool(resident, [*dirs, seed_dir], torch.device("cpu"))
+    for i in order:
+        shard_pool.build(*plans[i])
+        merge.merge_into(streamed, *plans[i])
+        for name, value in resident.state_dict().items():
+            assert torch.allclose(value, streamed.state_dict()[name], atol=1e-6), (i, name)
+    # adding one member to a uniform subset costs one update; in all fewer than re-adding each member
+    assert shard_pool.updates < sum(len(p[0]) for p in plans)
+    assert pool.update_order([{"a": 1.0, "b": 1.0, "c": 1.0}, {"a": 1.0}, {"a": 1.0, "b": 1.0}]) == [1, 2, 0]
+
+
+def test_evaluation_windows_never_cross_a_chunk_join():
+    # two segments of 10 tokens, context 4: each segment predicts its last 9 tokens once
+    spans = perplexity.windows(20, 4, segment=10)
+    assert spans == [(0, 4), (4, 4), (8, 1), (10, 4), (14, 4), (18, 1)]
+    predicted = [t for s, n in spans for t in range(s + 1, s + n + 1)]
+    assert sorted(predicted) == [t for t in range(20) if t % 10 != 0]
+    assert perplexity.windows(9, 4) == [(0, 4), (4, 4)]  # one stream: every token after the first
+    # a segment shorter than the context, and a short last segment
+    assert perplexity.windows(7, 8, segment=3) == [(0, 2), (3, 2)]
+    assert perplexity.full_length(8, 3) == 2 and perplexity.full_length(8, None) == 8
+
+
 def _synthetic_pairs(coef=(0.5, 1.1, -0.2), noise=0.0, n=8, seed=0):
     rng = np.random.default_rng(seed)
     merged = rng.uniform(20, 60, n)
@@ -379,11 +416,11 @@ def test_gradient_search_finds_the_shard_the_target_prefers(tmp_path):
     merge.merge_into(lm, [seed_dir])
     rng = np.random.default_rng(0)
     ids = rng.integers(0, lm.config.vocab_size, 16 * 17 * 8)
-    sets = {"t": search.windows(ids, 16)}
+    sets = {"t": search.windows(perplexity.EvalSet(ids), 16)}
     objective = search.Objective({"t": 1.0}, {})
     pool = search.ResidentPool([seed_dir, far], naming.method_spec("linear"), None, torch.device("cpu"))
     weights = search.gradient_search(lm, pool, sets, objective, 25, 0.3, 4, 0, torch.device("cpu"), log=lambda m: None)
     assert weights.sum() == pytest.approx(1, abs=1e-6) and weights[0] > 0.6
-    merged = search.exact_nll(lm, {"t": ids}, ["t"], 16, torch.device("cpu"))
+    merged = search.exact_nll(lm, {"t": perplexity.EvalSet(ids)}, ["t"], 16, torch.device("cpu"))
     assert merged["t"] > 0
     assert search.pick(np.array([0.62, 0.35, 0.03]), ["a", "b", "c"], 0.05) == "a@0.639+b@0.361"

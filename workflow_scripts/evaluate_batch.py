@@ -1,53 +1,99 @@
 """Rule evaluate_batch: score a batch of models on every eval set of one group.
 
-Each model is built once (a merged model tensor by tensor into one evaluation model, so a
-batch never holds more than one model) and then scored on each set of the group.
+Each model is built once and scored on each set of the group. Where the batch's shard models
+fit evaluation.resident_mb (on CUDA also the free GPU memory) they are loaded once and each
+mixture is built from memory by updating a running sum (shardmix.pool), in an order where
+consecutive mixtures differ little; otherwise each merge streams tensor by tensor from disk
+into one evaluation model, so a batch never holds more than one model.
 """
 import csv
 import io
 import resource
 import time
 
-from shardmix import atomic, faults, merge, perplexity, tokens
+import torch
+
+from shardmix import atomic, faults, merge, perplexity
 from shardmix import model as models
+from shardmix import pool as shard_pool
 from shardmix import tokenizer
 from shardmix.jobs import fail, job_args, job_device
+from shardmix.naming import method_spec, needs_seed
 from shardmix.scores import COLUMNS
 
 args = job_args()
 device = job_device()
 sets = {}
-for name, path in args["eval_sets"].items():
-    ids = tokens.load(path)
-    if args["max_tokens"]:
-        ids = ids[:args["max_tokens"]]
-    if len(ids) < args["min_tokens"]:
-        fail(f"eval set '{name}' has {len(ids)} tokens, fewer than evaluation.min_tokens "
+for name, spec in args["eval_sets"].items():
+    sets[name] = perplexity.load_set(spec, args["max_tokens"])
+    if len(sets[name].ids) < args["min_tokens"]:
+        fail(f"eval set '{name}' has {len(sets[name].ids)} tokens, fewer than evaluation.min_tokens "
              f"({args['min_tokens']}); give it more text or lower the minimum")
-    sets[name] = ids
 byte_lengths = tokenizer.token_byte_lengths(tokenizer.load(args["tokenizer"]))
-lm = models.skeleton(args["models"][0]["dirs"][0]).to(device)
+entries = args["models"]
+lm = models.skeleton(entries[0]["dirs"][0]).to(device)
 context = min(args["context"], models.context_length(lm))
-rows, start, scored_tokens = [], time.perf_counter(), 0
-for i, entry in enumerate(args["models"], 1):
-    plan = entry.get("merge") or {}
+
+
+def merge_plan(entry):
+    """(dirs, weights, method, seed dir) of a shard or merged model; None for a saved model scored as is."""
+    if entry["kind"] == "shard":
+        return entry["dirs"], [1.0], method_spec("linear"), None
+    if entry["kind"] == "merged":
+        plan = entry["merge"]
+        return entry["dirs"], plan["weights"], plan["method"], plan["seed"]
+    return None
+
+
+plans = [merge_plan(e) for e in entries]
+pooled = sorted({d for p in plans if p for d in p[0] + ([p[3]] if needs_seed(p[2]) else [])})
+pool = None
+if pooled:
     try:
-        merge.merge_into(lm, entry["dirs"], plan.get("weights"), plan.get("method"), plan.get("seed"))
+        need, budget = shard_pool.resident_bytes(pooled, lm), args["resident_mb"] * 2**20
+        if device.type == "cuda":
+            budget = min(budget, int(0.9 * torch.cuda.mem_get_info(device)[0]))
+        if need <= budget:
+            pool = shard_pool.ShardPool(lm, pooled, device)
+        print(f"{len(pooled)} shard models, {need / 2**20:.0f} MiB resident: "
+              + ("held in memory" if pool else f"over the {budget / 2**20:.0f} MiB budget, merges stream from disk"),
+              flush=True)
     except merge.MergeError as e:
         fail(str(e))
-    for name, ids in sets.items():
-        score = perplexity.evaluate(lm, ids, byte_lengths, context, args["batch_windows"], device)
+# saved models first, then the mixtures in an order where consecutive ones differ little
+saved = [i for i, p in enumerate(plans) if p is None]
+mixed = [i for i, p in enumerate(plans) if p is not None]
+if pool:
+    mixed = [mixed[j] for j in shard_pool.update_order(
+        [shard_pool.coefficients(dict(zip(plans[i][0], plans[i][1])))[0] for i in mixed])]
+rows, start, scored_tokens = {}, time.perf_counter(), 0
+for n, i in enumerate(saved + mixed, 1):
+    entry, plan = entries[i], plans[i]
+    try:
+        if plan is None:
+            merge.merge_into(lm, entry["dirs"])
+        elif pool:
+            pool.build(*plan)
+        else:
+            merge.merge_into(lm, *plan)
+    except merge.MergeError as e:
+        fail(str(e))
+    rows[i] = []
+    for name, eval_set in sets.items():
+        score = perplexity.evaluate(lm, eval_set, byte_lengths, context, args["batch_windows"], device)
         scored_tokens += score["tokens"]
-        rows.append({**{k: entry[k] for k in ("model", "kind", "shards", "weights", "method")},
-                     "eval_set": name, **score})
+        rows[i].append({**{k: entry[k] for k in ("model", "kind", "shards", "weights", "method")},
+                        "eval_set": name, **score})
     elapsed = time.perf_counter() - start
-    print(f"[{i}/{len(args['models'])}] {entry['model']}: " + ", ".join(
-        f"{r['eval_set']} {r['ppl']:.3f}" for r in rows[-len(sets):]) + f" ({scored_tokens / elapsed:.0f} tokens/s)",
-        flush=True)
+    print(f"[{n}/{len(entries)}] {entry['model']}: " + ", ".join(f"{r['eval_set']} {r['ppl']:.3f}" for r in rows[i])
+          + f" ({scored_tokens / elapsed:.0f} tokens/s)", flush=True)
     faults.crash_point(f"evaluate:{args['out']}")
+if pool:
+    print(f"running sum: {pool.updates} member updates for {len(mixed)} mixtures "
+          f"({sum(len(plans[i][0]) for i in mixed)} members in all)")
 table = io.StringIO()
 writer = csv.DictWriter(table, fieldnames=COLUMNS, lineterminator="\n")
 writer.writeheader()
-writer.writerows(rows)
+writer.writerows(r for i in range(len(entries)) for r in rows[i])
 atomic.write_text(args["out"], table.getvalue())
 print(f"peak memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")

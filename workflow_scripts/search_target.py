@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from shardmix import calibration as shardmix_calibration
-from shardmix import merge, naming, search, tokens
+from shardmix import merge, naming, perplexity, search
 from shardmix import model as models
 from shardmix.jobs import job_args, job_device, write_json
 
@@ -18,7 +18,7 @@ calibration = shardmix_calibration.coefficients(pd.read_csv(args["calibration"])
 objective = search.Objective(args["target"], calibration)
 lm = models.skeleton(args["shard_dirs"][0]).to(device)
 context = min(args["context"], models.context_length(lm))
-ids = {name: tokens.load(args["eval_sets"][name])[:args["max_tokens"] or None] for name in args["target"]}
+ids = {name: perplexity.load_set(args["eval_sets"][name], args["max_tokens"]) for name in args["target"]}
 sets = {name: search.windows(x, context) for name, x in ids.items()}
 settings, method = args["search"], args["method"]
 start = time.perf_counter()

@@ -4,7 +4,7 @@ import math
 
 import pandas as pd
 
-from shardmix import naming, perplexity, scores, tokens
+from shardmix import naming, perplexity, scores
 from shardmix import model as models
 from shardmix import tokenizer
 from shardmix.jobs import job_args, job_device
@@ -26,8 +26,8 @@ def target_ppl(mixture: str, target: dict) -> float:
         lm = models.load_causal_lm(args["full_models"][mixture]).to(device)
         context = min(args["context"], models.context_length(lm))
         for name in missing:
-            ids = tokens.load(args["eval_sets"][name])[:args["max_tokens"] or None]
-            true[(mixture, name)] = perplexity.evaluate(lm, ids, byte_lengths, context, 16, device)["ppl"]
+            eval_set = perplexity.load_set(args["eval_sets"][name], args["max_tokens"])
+            true[(mixture, name)] = perplexity.evaluate(lm, eval_set, byte_lengths, context, 16, device)["ppl"]
     return math.exp(sum(w * math.log(true[(mixture, s)]) for s, w in target.items()))
 
 

@@ -1,0 +1,95 @@
+"""A resident shard pool: the shard models of an evaluation batch held in memory (on the
+evaluation device), and each mixture built from them by updating a running weighted sum.
+
+Consecutive mixtures of a batch share most members, so moving from one to the next adds or
+subtracts only the members whose coefficient changes, instead of re-reading k checkpoints.
+The sum is kept in float64, so thousands of updates leave no drift a perplexity could show.
+Methods that are not a function of the weighted average are built from the resident tensors
+from scratch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from shardmix import merge
+
+
+def resident_bytes(dirs: list, model: torch.nn.Module) -> int:
+    """Memory the pool needs: every checkpoint as stored, plus the float64 running sum."""
+    stored = sum(f.stat().st_size for d in dirs for f in merge.checkpoint_files(d))
+    return stored + 8 * sum(p.numel() for p in model.state_dict().values())
+
+
+def coefficients(weights: dict) -> tuple[dict, float]:
+    """(member -> coefficient in the running sum, scale) with merge = scale * sum: a uniform
+    mixture sums its members unscaled (so adding a member changes one coefficient), a weighted
+    one sums them by weight."""
+    if len(set(weights.values())) == 1:
+        return dict.fromkeys(weights, 1.0), 1 / len(weights)
+    return dict(weights), 1.0
+
+
+def update_order(mixtures: list[dict]) -> list[int]:
+    """An order of the mixtures (coefficient maps) in which consecutive ones differ in few
+    coefficients: greedily the nearest next one, from the smallest mixture."""
+    def changes(a, b):
+        return sum(a.get(k, 0.0) != b.get(k, 0.0) for k in a.keys() | b.keys())
+
+    left = set(range(len(mixtures)))
+    order = []
+    current: dict = {}
+    while left:
+        nxt = min(left, key=lambda i: (changes(current, mixtures[i]), i))
+        order.append(nxt)
+        left.remove(nxt)
+        current = mixtures[nxt]
+    return order
+
+
+class ShardPool:
+    """Checkpoints held in memory by directory; `build` loads a mixture of them into a model."""
+
+    def __init__(self, model: torch.nn.Module, dirs: list, device: torch.device):
+        readers = [merge._Reader(d) for d in dirs]
+        try:
+            self.target = merge.check_compatible(model, readers)
+            self.tensors = {str(r.model_dir): {name: r.get(name).to(device) for name in r.tensors} for r in readers}
+        finally:
+            for r in readers:
+                r.close()
+        self.names = sorted(readers[0].tensors)
+        self.sum = {name: torch.zeros_like(self.target[name], dtype=torch.float64, device=device)
+                    for name in self.names}
+        self.current: dict[str, float] = {}
+        self.updates = 0  # member tensors added to or subtracted from the sum so far
+
+    def _move_to(self, coefs: dict[str, float]) -> None:
+        with torch.no_grad():
+            for d in self.current.keys() | coefs.keys():
+                delta = coefs.get(d, 0.0) - self.current.get(d, 0.0)
+                if delta:
+                    for name in self.names:
+                        self.sum[name].add_(self.tensors[d][name], alpha=delta)
+                    self.updates += 1
+        self.current = {d: c for d, c in coefs.items() if c}
+
+    def build(self, dirs: list, weights: list[float], method: dict, seed_dir=None) -> None:
+        """Load the merge of `dirs` (weights, method as merge.merge_into) into the model."""
+        keys = [str(Path(d)) for d in dirs]
+        seed = self.tensors[str(Path(seed_dir))] if merge.needs_seed(method) else None
+        combine = merge.METHODS[method["name"]]
+        with torch.no_grad():
+            if method["name"] not in merge.OF_AVERAGE:
+                for name in self.names:
+                    members = (self.tensors[k][name] for k in keys)
+                    self.target[name].copy_(combine(weights, members, seed[name] if seed else None,
+                                                    **method["params"]))
+                return
+            coefs, scale = coefficients(dict(zip(keys, weights)))
+            self._move_to(coefs)
+            for name in self.names:
+                average = self.sum[name] * scale
+                self.target[name].copy_(combine([1.0], [average], seed[name] if seed else None, **method["params"]))
