@@ -37,9 +37,10 @@ run: setup
 test: setup
 	$(BIN)/python -m pytest -q tests
 
-# memory and time of the streamed merge against loading every model (prints numbers)
+# speed and memory against transformers.Trainer, a plain evaluation loop, saved models, training
+# each mixture, and planning at 16-17 shards: prints a table, writes results/bench/bench.json
 bench: setup
-	$(BIN)/python bench/merge_memory.py
+	$(BIN)/python bench/run.py
 
 # a single-node SLURM cluster on loopback for tests/test_slurm.py (root; Debian slurm-wlm, munge)
 slurm-cluster:

@@ -118,9 +118,9 @@ def task_arithmetic(weights, members, seed, lam: float):
 
 
 METHODS = {"linear": linear, "task_arithmetic": task_arithmetic}
-# methods whose result depends on the members only through their weighted average: a resident
-# pool builds them from a running sum (shardmix.pool)
-OF_AVERAGE = {"linear", "task_arithmetic"}
+# methods of the form a * (weighted average of the members) + b * seed, as (a, b) from the
+# method's params: a resident pool builds them from a running sum (shardmix.pool)
+AFFINE = {"linear": lambda: (1.0, 0.0), "task_arithmetic": lambda lam: (lam, 1.0 - lam)}
 
 
 def merge_into(model: torch.nn.Module, model_dirs: list, weights: list[float] | None = None,

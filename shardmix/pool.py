@@ -4,8 +4,8 @@ evaluation device), and each mixture built from them by updating a running weigh
 Consecutive mixtures of a batch share most members, so moving from one to the next adds or
 subtracts only the members whose coefficient changes, instead of re-reading k checkpoints.
 The sum is kept in float64, so thousands of updates leave no drift a perplexity could show.
-Methods that are not a function of the weighted average are built from the resident tensors
-from scratch.
+Methods that are not an affine function of the weighted average and the seed are built from
+the resident tensors from scratch.
 """
 
 from __future__ import annotations
@@ -80,9 +80,9 @@ class ShardPool:
         """Load the merge of `dirs` (weights, method as merge.merge_into) into the model."""
         keys = [str(Path(d)) for d in dirs]
         seed = self.tensors[str(Path(seed_dir))] if merge.needs_seed(method) else None
-        combine = merge.METHODS[method["name"]]
         with torch.no_grad():
-            if method["name"] not in merge.OF_AVERAGE:
+            if method["name"] not in merge.AFFINE:
+                combine = merge.METHODS[method["name"]]
                 for name in self.names:
                     members = (self.tensors[k][name] for k in keys)
                     self.target[name].copy_(combine(weights, members, seed[name] if seed else None,
@@ -90,6 +90,12 @@ class ShardPool:
                 return
             coefs, scale = coefficients(dict(zip(keys, weights)))
             self._move_to(coefs)
+            a, b = merge.AFFINE[method["name"]](**method["params"])
             for name in self.names:
-                average = self.sum[name] * scale
-                self.target[name].copy_(combine([1.0], [average], seed[name] if seed else None, **method["params"]))
+                target = self.target[name]
+                if target.dtype == torch.float32:  # in place: no temporary of the model's size
+                    target.copy_(self.sum[name]).mul_(a * scale)
+                    if b:
+                        target.add_(seed[name], alpha=b)
+                else:  # a low-precision model: round once, as the streamed merge does
+                    target.copy_(self.sum[name] * (a * scale) + (b * seed[name].double() if b else 0))
