@@ -61,7 +61,11 @@ def corpus(workdir: Path, packages=SHARD_PACKAGES[:4], limit: int = 400_000) -> 
 
 
 def build_model(arch_name: str, tokenizer_dir: str, seed: int = 0):
+    from transformers.utils import logging
+
     from shardmix import model as models
+
+    logging.disable_progress_bar()  # a bar per saved model would bury the bench's own output
     from shardmix import tokenizer
 
     arch = {**ARCHS[arch_name], "tie_embeddings": True, "init_seed": seed}
