@@ -87,10 +87,7 @@ def side(module: str, name: str, **kwargs) -> dict:
 
 def serve(functions: dict) -> None:
     """The entry of a side's process: `python -m bench.<module> <side> '<json kwargs>'`."""
-    import torch
-
-    torch.set_num_threads(int(json.loads(sys.argv[2]).pop("threads", 0) or torch.get_num_threads()))
-    result = functions[sys.argv[1]](**{k: v for k, v in json.loads(sys.argv[2]).items() if k != "threads"})
+    result = functions[sys.argv[1]](**json.loads(sys.argv[2]))
     result["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print(json.dumps(result))
 

@@ -270,9 +270,8 @@ def eval_sets():
 def eval_set_spec(name):
     """What scoring needs of an eval set: its token file and, for a held-out set, the length of
     the chunks it is made of (no evaluation window crosses the join of two chunks)."""
-    shard = shard_sources().get(name)
-    segment = SOURCES[shard_source(name)]["sharding"]["chunk_tokens"] if shard else None
-    return {"path": eval_sets()[name], "segment": segment}
+    source = shard_sources().get(name)
+    return {"path": eval_sets()[name], "segment": SOURCES[source]["sharding"]["chunk_tokens"] if source else None}
 
 
 def eval_set_inputs(names):
@@ -341,10 +340,9 @@ def _plan(shard_tuple):
     """Scored and really-trained mixtures of these shards, the evaluation batches, and the
     validation sample's picks (kept from the recorded sample, results/validation/sample.json)."""
     order, size = list(shard_tuple), CFG["mixtures"]["batch_size"]
-    recorded = RECORDED_SAMPLE
     try:
         candidates = shardmix_mixtures.candidate_mixtures(order, CFG["mixtures"])
-        picks = shardmix_mixtures.validation_sample(candidates, CFG["validation"]["random"], order, recorded)
+        picks = shardmix_mixtures.validation_sample(candidates, CFG["validation"]["random"], order, RECORDED_SAMPLE)
         # the search's baseline, uniform over all shards, is trained with the sample (it trains while
         # the rest is scored) and gives the calibration a point where the search's mixtures are
         baseline = [naming.mixture_name(order)] if CFG["validation"]["search"] and len(order) > 1 else []

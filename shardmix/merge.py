@@ -71,6 +71,11 @@ def checkpoint_files(model_dir: Path) -> list[Path]:
     return [single]
 
 
+def stored_bytes(model_dirs: list) -> int:
+    """Bytes of the checkpoints' safetensors files on disk."""
+    return sum(f.stat().st_size for d in model_dirs for f in checkpoint_files(d))
+
+
 class _Reader:
     """Reads one tensor at a time with plain file reads. Memory-mapping the files instead
     would leave every page read so far mapped, so k models would sit in memory after all."""

@@ -19,8 +19,7 @@ from shardmix import merge
 
 def resident_bytes(dirs: list, model: torch.nn.Module) -> int:
     """Memory the pool needs: every checkpoint as stored, plus the float64 running sum."""
-    stored = sum(f.stat().st_size for d in dirs for f in merge.checkpoint_files(d))
-    return stored + 8 * sum(p.numel() for p in model.state_dict().values())
+    return merge.stored_bytes(dirs) + 8 * sum(p.numel() for p in model.state_dict().values())
 
 
 def coefficients(weights: dict) -> tuple[dict, float]:

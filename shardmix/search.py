@@ -84,7 +84,7 @@ class ResidentPool:
 
 
 def pool_bytes(shard_dirs: list) -> int:
-    return sum(f.stat().st_size for d in shard_dirs for f in merge.checkpoint_files(d)) * 2  # fp32 of bf16 at worst
+    return merge.stored_bytes(shard_dirs) * 2  # fp32 of bf16 at worst
 
 
 def gradient_search(model, pool: ResidentPool, sets: dict[str, np.ndarray], objective: Objective, steps: int,
