@@ -26,6 +26,11 @@ include: "rules/validate.smk"
 include: "rules/search.smk"
 
 
+if CFG["selection"]:
+
+    include: "rules/select.smk"
+
+
 # records of choices and small tables: on a cluster, not worth a job of their own
 localrules:
     record_foundation,

@@ -28,6 +28,9 @@ FOUNDATION_RECORD = f"{CORPUS}/foundation.json"
 VALIDATION_SAMPLE = f"{R}/validation/sample.json"
 EVAL_GROUPS_RECORD = f"{SCORES}/eval_groups.json"
 SEARCH = f"{R}/search"
+SELECTION = f"{R}/selection"
+SELECTION_UNITS = f"{SELECTION}/pool/units.npz"
+SELECTION_POOL_INFO = f"{SELECTION}/pool/pool.json"
 METHODS = [method_spec(m) for m in CFG["mixtures"]["methods"]]
 SOURCES = {s["name"]: s for s in CFG["sources"]}
 GPU = CFG["runtime"]["gpus_per_job"]
@@ -62,6 +65,8 @@ def _check_paths():
     paths = [(f"{s['key']}.path", s["path"]) for s in CFG["sources"]
              if not os.path.exists(manifest(s["name"]))]
     paths += [(f"eval_sets[{i}].path", e["path"]) for i, e in enumerate(CFG["eval_sets"])]
+    if CFG["selection"] and not os.path.exists(SELECTION_POOL_INFO):
+        paths.append(("selection.pool.path", CFG["selection"]["pool"]["path"]))
     missing = [f"{key}: {path} does not exist" for key, path in paths
                if not os.path.exists(path) and not path.startswith(DEMO_CORPUS + "/")]
     if missing:
@@ -69,6 +74,30 @@ def _check_paths():
 
 
 _check_paths()
+
+
+def _check_selection():
+    """The selection's embedding model and pool, checked before any job runs."""
+    sel = CFG["selection"]
+    if not sel:
+        return
+    if sel["embedding"]["model"]:
+        from shardmix.embedding import EmbeddingError, check_encoder
+
+        try:
+            check_encoder(sel["embedding"]["model"])
+        except EmbeddingError as e:
+            raise WorkflowError(str(e))
+    elif sel["unit_tokens"] > CFG["model"]["context"]:
+        raise WorkflowError(f"selection.unit_tokens: {sel['unit_tokens']} is longer than the seed model's context "
+                            f"(model.context = {CFG['model']['context']}), which embeds the candidates")
+    if os.path.exists(SELECTION_POOL_INFO) and os.path.exists(sel["pool"]["path"]):
+        recorded = _read_json(SELECTION_POOL_INFO)
+        if shardmix_corpus.fingerprint(sel["pool"]["path"]) != recorded["fingerprint"] and \
+                shardmix_corpus.checksum(sel["pool"]["path"]) != recorded["checksum"]:
+            raise WorkflowError(f"selection.pool.path ({sel['pool']['path']}) changed after its candidates were "
+                                f"built; to choose from the new pool, delete {SELECTION}/pool (every selection is "
+                                "redone and its shard retrained)")
 
 # The config of the last finished run, so `snakemake --report` can refuse another one: a report
 # built from a config whose results do not exist would be empty and overwrite a good one.
@@ -204,6 +233,7 @@ def _check_sources_unchanged():
 
 
 _check_sources_unchanged()
+_check_selection()
 
 
 # --- shards: read from the split manifests ---------------------------------------------------------
@@ -254,7 +284,45 @@ def heldout_tokens(shard):
 
 
 def train_tokens(shard):
+    if shard in SELECTIONS:
+        return f"{SELECTION}/shards/{shard}/train.npy"
     return f"{CORPUS}/{shard_source(shard)}/tokens/{shard}.train.npy"
+
+
+def shard_data(shard):
+    """What a shard model is trained from: its source's split, or the selection that made it."""
+    return f"{SELECTION}/shards/{shard}" if shard in SELECTIONS else manifest(shard_source(shard))
+
+
+# --- selection: each method and target makes one new shard, <method>-<target> -----------------------
+
+SELECTIONS = {f"{m}-{t['name']}": {"method": m, "target": t["name"]}
+              for t in (CFG["selection"] or {}).get("targets", []) for m in CFG["selection"]["methods"]}
+
+
+def selection_shards():
+    """Selected shard -> its method and target, checked against this run's shards and eval sets."""
+    sets = eval_sets()
+    for i, target in enumerate(CFG["selection"]["targets"]):
+        if target["name"] not in sets:
+            raise WorkflowError(f"selection.targets[{i}].name: {target['name']!r} is neither an eval set of this "
+                                f"run nor given a path (eval sets: {', '.join(sets)})")
+    clash = [s for s in SELECTIONS if s in sets]
+    if clash:
+        raise WorkflowError(f"selection: the selected shard name {clash[0]!r} is also a shard or eval set of the "
+                            "run; rename the target")
+    return SELECTIONS
+
+
+def protected_sets():
+    """Token files no selected candidate may repeat: the held-out part of every shard of every
+    source (included or not) and every extra eval set."""
+    files = {}
+    for source in SOURCES:
+        for shard in _read_json(manifest(source))["shards"]:
+            files[shard] = f"{CORPUS}/{source}/tokens/{shard}.heldout.npy"
+    files.update((e["name"], f"{R}/eval_sets/{e['name']}.npy") for e in CFG["eval_sets"])
+    return files
 
 
 def eval_sets():
@@ -359,7 +427,25 @@ def _plan(shard_tuple):
     full = {m: "subset" for m in validated}
     for batch, names in shardmix_mixtures.batches(order, full, size, prefix="full@", singles=False).items():
         plan[batch] = [_entry("full", m) for m in names]
+    plan.update(_selection_batches(order, size))
     return plan, validated, picks
+
+
+def _selection_batches(order, size):
+    """A selected shard's batches: its model alone, paired with each shard of the run, and added
+    to all of them (uniform weights), as selection.mixtures asks."""
+    if not CFG["selection"]:
+        return {}
+    how = CFG["selection"]["mixtures"]
+    out = {}
+    for shard in selection_shards():
+        names = [shard] + ([naming.mixture_name([shard, s]) for s in order] if how["pairs"] else [])
+        if how["with_all"] and len(order) > 1:
+            names.append(naming.mixture_name(order + [shard]))
+        names = list(dict.fromkeys(names))
+        for i in range(0, len(names), size):
+            out[f"{shard}.s{i // size:03d}"] = [e for m in names[i:i + size] for e in _merged_entries(m)]
+    return out
 
 
 def batches():
@@ -412,6 +498,8 @@ def final_outputs(wildcards):
         outputs.append(VALIDATION_SAMPLE)
     if validated_mixtures():
         outputs += VALIDATION_OUTPUTS
+    if CFG["selection"]:
+        outputs += [f"{SELECTION}/summary.csv"] + [f"{SELECTION}/{t['name']}.png" for t in CFG["selection"]["targets"]]
     if CFG["search"]["targets"]:
         outputs += [f"{SEARCH}/best_mixtures.csv", f"{SEARCH}/weights.png"]
         if CFG["validation"]["search"]:

@@ -45,7 +45,7 @@ elif PRETRAINED["convert"]:
 
 rule train_shard:
     input:
-        manifest=lambda wc: manifest(shard_source(wc.shard)),
+        data=lambda wc: shard_data(wc.shard),
         seed=SEED_MODEL,
     output:
         directory(f"{MODELS}/shards/{{shard}}"),

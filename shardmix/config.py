@@ -117,6 +117,8 @@ def validate(config: dict, source: str = "config.yaml") -> dict:
         raise ConfigError("\n".join(_describe(e, schema, source) for e in errors[:5]))
     cfg["sources"] = _sources(cfg, schema, source)
     _check_consistency(cfg, source)
+    if cfg["selection"]:
+        _selection(cfg, schema, source)
     return cfg
 
 
@@ -181,6 +183,40 @@ def _check_consistency(cfg: dict, source: str) -> None:
         raise ConfigError(f"{source}: key 'validation.search': there is nothing to validate; list search.targets")
     if cfg["shard_training"]["tokens"] is None:
         raise ConfigError(f"{source}: key 'shard_training.tokens' must be set: every shard gets the same budget")
+
+
+def _selection(cfg: dict, schema: dict, source: str) -> None:
+    """Fill in the selected shard size; a target given as a file becomes an eval set of the run
+    (its ppl is what the selection is judged by)."""
+    sel = cfg["selection"]
+    budget = cfg["shard_training"]["tokens"]
+    if sel["tokens"] is None:
+        sel["tokens"] = budget
+    elif sel["tokens"] < budget:
+        raise ConfigError(f"{source}: key 'selection.tokens': {sel['tokens']} is less than the shard budget "
+                          f"(shard_training.tokens = {budget}); a selected shard is trained like any other")
+    if sel["pool"]["values"] is not None and sel["pool"]["field"] is None:
+        raise ConfigError(f"{source}: key 'selection.pool.values' needs 'selection.pool.field' (the field to filter on)")
+    names = [t["name"] for t in sel["targets"]]
+    eval_sets = {e["name"]: e for e in cfg["eval_sets"]}
+    item = schema["properties"]["eval_sets"]["items"]
+    for i, target in enumerate(sel["targets"]):
+        key = f"selection.targets[{i}]"
+        name = target["name"]
+        if safe_name(name) != name or names.index(name) != i:
+            raise ConfigError(f"{source}: key '{key}.name': {name!r} is used twice or is not a safe file name "
+                              "(use letters, digits, '.', '_' or '-')")
+        if "path" not in target:
+            continue
+        if name in eval_sets:
+            if eval_sets[name]["path"] != target["path"]:
+                raise ConfigError(f"{source}: key '{key}.path': eval set {name!r} already reads "
+                                  f"{eval_sets[name]['path']}; drop the path or rename the target")
+            continue
+        entry = {"name": name, "path": target["path"], "text_field": target["text_field"]}
+        _fill_defaults(entry, item, schema)
+        cfg["eval_sets"].append(entry)
+    _check_consistency(cfg, source)
 
 
 def tokenizer_dir(cfg: dict, results: str) -> str:

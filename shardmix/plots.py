@@ -74,3 +74,30 @@ def ranking(table: pd.DataFrame, out: str, top: int = 10) -> None:
     fig.tight_layout()
     fig.savefig(out, dpi=110, bbox_inches="tight")
     plt.close(fig)
+
+
+def selection(summary: pd.DataFrame, reference: dict, target: str, out: str) -> None:
+    """Per method: target ppl of its selected shard's model and of the best mixture holding it,
+    against the seed and the best model without new data (`reference`: label -> ppl)."""
+    rows = summary[summary["target"] == target].reset_index(drop=True)
+    fig, ax = plt.subplots(figsize=(6.4, 0.9 + 0.75 * len(rows)))
+    y = np.arange(len(rows))
+    ax.barh(y + 0.2, rows["shard_ppl"], height=0.4, color="tab:orange", label="selected shard alone")
+    ax.barh(y - 0.2, rows["best_mixture_ppl"], height=0.4, color="tab:blue", label="best mixture holding it")
+    for i, r in rows.iterrows():
+        ax.text(r["shard_ppl"], i + 0.2, f" {r['shard_ppl']:.1f}", va="center", fontsize=7)
+        ax.text(r["best_mixture_ppl"], i - 0.2, f" {r['best_mixture_ppl']:.1f}  ({r['best_mixture']})",
+                va="center", fontsize=6)
+    ax.set_yticks(y, [f"{m}\nOT dist {d:.3f}" for m, d in zip(rows["method"], rows["ot_distance"])], fontsize=8)
+    styles = iter([("black", "--"), ("tab:green", ":"), ("tab:red", "-.")])
+    for label, value in reference.items():
+        color, ls = next(styles)
+        ax.axvline(value, color=color, ls=ls, lw=1, label=f"{label}: {value:.1f}")
+    values = list(rows["shard_ppl"]) + list(rows["best_mixture_ppl"]) + list(reference.values())
+    ax.set_xlim(min(values) * 0.9, max(values) * 1.35)
+    ax.set_xlabel(f"perplexity on {target} (lower is better)")
+    ax.set_title(f"New data chosen toward {target}: one shard per method", fontsize=10)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(out, dpi=120, bbox_inches="tight")
+    plt.close(fig)
