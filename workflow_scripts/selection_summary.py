@@ -21,7 +21,7 @@ for shard, spec in args["selections"].items():
                  "shard_ppl": alone, "best_mixture": best["model"], "best_mixture_ppl": best["ppl"],
                  "ot_distance": provenance["ot_distance"], "embed_seconds": provenance["embed_seconds"],
                  "ot_seconds": provenance["ot_seconds"]})
-summary = pd.DataFrame(rows)
+summary = pd.DataFrame(rows).sort_values("target", kind="stable")
 summary.to_csv(args["out"], index=False, float_format="%.6g")
 print(summary.to_string(index=False))
 new = set(args["selections"])
