@@ -136,7 +136,7 @@ def amortisation(corpus: dict, repeats: int, workdir: Path) -> dict:
 
 def selection(corpus: dict, repeats: int) -> dict:
     """Time and peak RSS of choosing from 10k, 100k and 1M candidates (one run each: no A/B here)."""
-    return {f"{n:,} candidates": kit.side("selection_scale", "select", n=n, chunk=20_000, max_target=2_000)
+    return {f"{n:,} candidates": kit.side("selection_scale", "select", n=n, chunk=20_000, max_target=1_000)
             for n in (10_000, 100_000, 1_000_000)}
 
 
