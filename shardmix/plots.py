@@ -86,8 +86,10 @@ def selection(summary: pd.DataFrame, reference: dict, target: str, out: str) -> 
     ax.barh(y - 0.2, rows["best_mixture_ppl"], height=0.4, color="tab:blue", label="best mixture holding it")
     for i, r in rows.iterrows():
         ax.text(r["shard_ppl"], i + 0.2, f" {r['shard_ppl']:.1f}", va="center", fontsize=7)
-        ax.text(r["best_mixture_ppl"], i - 0.2, f" {r['best_mixture_ppl']:.1f}  ({r['best_mixture']})",
-                va="center", fontsize=6)
+        name = r["best_mixture"].split("/", 1)[-1]
+        members = name.count("+") + 1
+        label = name if len(name) <= 40 else f"{members} members"
+        ax.text(r["best_mixture_ppl"], i - 0.2, f" {r['best_mixture_ppl']:.1f}  ({label})", va="center", fontsize=6)
     ax.set_yticks(y, [f"{m}\nOT dist {d:.3f}" for m, d in zip(rows["method"], rows["ot_distance"])], fontsize=8)
     styles = iter([("black", "--"), ("tab:green", ":"), ("tab:red", "-.")])
     for label, value in reference.items():
@@ -97,7 +99,7 @@ def selection(summary: pd.DataFrame, reference: dict, target: str, out: str) -> 
     ax.set_xlim(min(values) * 0.9, max(values) * 1.35)
     ax.set_xlabel(f"perplexity on {target} (lower is better)")
     ax.set_title(f"New data chosen toward {target}: one shard per method", fontsize=10)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2)
     fig.tight_layout()
     fig.savefig(out, dpi=120, bbox_inches="tight")
     plt.close(fig)
