@@ -314,15 +314,12 @@ def selection_shards():
     return SELECTIONS
 
 
-def protected_sets():
+def protected_files():
     """Token files no selected candidate may repeat: the held-out part of every shard of every
     source (included or not) and every extra eval set."""
-    files = {}
-    for source in SOURCES:
-        for shard in _read_json(manifest(source))["shards"]:
-            files[shard] = f"{CORPUS}/{source}/tokens/{shard}.heldout.npy"
-    files.update((e["name"], f"{R}/eval_sets/{e['name']}.npy") for e in CFG["eval_sets"])
-    return files
+    files = [f"{CORPUS}/{source}/tokens/{shard}.heldout.npy"
+             for source in SOURCES for shard in _read_json(manifest(source))["shards"]]
+    return sorted(files + [f"{R}/eval_sets/{e['name']}.npy" for e in CFG["eval_sets"]])
 
 
 def eval_sets():

@@ -60,7 +60,6 @@ rule selection_embed:
 
 
 def select_inputs(wildcards):
-    spec = selection_shards()[wildcards.shard]
     return {"units": SELECTION_UNITS, "embeddings": f"{SELECTION}/pool/embeddings.npy", "seed": SEED_MODEL,
             "tokenizer": TOKENIZER, "protected": [manifest(s) for s in SOURCES] +
             [f"{R}/eval_sets/{e['name']}.npy" for e in CFG["eval_sets"]]}
@@ -78,10 +77,10 @@ rule select_shard:
             shard=wc.shard, method=selection_shards()[wc.shard]["method"],
             target=selection_shards()[wc.shard]["target"],
             target_tokens=eval_sets()[selection_shards()[wc.shard]["target"]],
-            protected=sorted(protected_sets().values()), overlap_ngram=CFG["selection"]["overlap_ngram"],
+            protected=protected_files(), overlap_ngram=CFG["selection"]["overlap_ngram"],
             tokens=CFG["selection"]["tokens"], unit_tokens=CFG["selection"]["unit_tokens"],
             ot=CFG["selection"]["ot"], seed_value=CFG["selection"]["seed"],
-            pool={k: v for k, v in CFG["selection"]["pool"].items() if k != "path"},
+            pool=pool_spec(),
             encoder=CFG["selection"]["embedding"]["model"], batch_size=CFG["selection"]["embedding"]["batch_size"],
             units=SELECTION_UNITS, pool_info=SELECTION_POOL_INFO, embeddings=f"{SELECTION}/pool/embeddings.npy",
             embed_info=f"{SELECTION}/pool/embeddings.json", seed=SEED_MODEL, tokenizer=TOKENIZER,

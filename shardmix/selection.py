@@ -75,11 +75,12 @@ def gotd_scores(pool: np.ndarray, target: np.ndarray, ot_cfg: dict, seed: int, s
     scores = np.zeros(len(pool))
     iterations = []
     for i, rows in enumerate(np.array_split(order, n_chunks)):
-        x = torch.as_tensor(pool[np.sort(rows)], dtype=dtype, device=device)
+        rows = np.sort(rows)
+        x = torch.as_tensor(pool[rows], dtype=dtype, device=device)
         f, info = _potentials(x, y, reg, ot_cfg["max_iter"])
         n = len(f)
         # g_i - mean of the others' = n / (n - 1) * (g_i - mean(g))
-        scores[np.sort(rows)] = (f - f.mean()) * n / max(n - 1, 1)
+        scores[rows] = (f - f.mean()) * n / max(n - 1, 1)
         iterations.append(info["iterations"])
         if log:
             log(f"OT chunk {i + 1}/{n_chunks}: {n} candidates x {len(y)} target pieces, "
@@ -123,10 +124,11 @@ def ot_distance(x: np.ndarray, y: np.ndarray, ot_cfg: dict, seed: int, scale: fl
 def select(method: str, pool: np.ndarray, target: np.ndarray, eligible: np.ndarray, count: int, ot_cfg: dict,
            seed: int, label: str, device: torch.device, log=None) -> tuple[np.ndarray, dict]:
     """The chosen candidate indices (best first) and what the method did."""
-    scale = cost_scale(pool[eligible], target, seed)
+    candidates = pool[eligible]  # one copy: at a million candidates it is hundreds of MiB
+    scale = cost_scale(candidates, target, seed)
     info: dict = {"cost_scale": scale}
     if method == "gotd":
-        scores, ot_info = gotd_scores(pool[eligible], target, ot_cfg, seed, scale, device, log)
+        scores, ot_info = gotd_scores(candidates, target, ot_cfg, seed, scale, device, log)
         full = np.full(len(pool), np.inf)
         full[eligible] = scores
         scores = full

@@ -8,11 +8,11 @@ from shardmix.jobs import job_args
 
 args = job_args()
 table = scores.load(args["scores"])
-merged = table[(table["kind"] == "shard") | ((table["kind"] == "merged") & (table["method"] == args["method"]))]
+models = table[(table["kind"] == "shard") | ((table["kind"] == "merged") & (table["method"] == args["method"]))]
 rows = []
 for shard, spec in args["selections"].items():
     provenance = json.load(open(f"{args['shards_dir']}/{shard}/provenance.json"))
-    on_target = merged[merged["eval_set"] == spec["target"]]
+    on_target = models[models["eval_set"] == spec["target"]]
     holding = on_target[on_target["shards"].map(lambda s: shard in s.split(naming.SEP))]
     best = holding.loc[holding["ppl"].idxmin()]
     seed = table[(table["kind"] == "seed") & (table["eval_set"] == spec["target"])]["ppl"].iloc[0]
@@ -26,7 +26,7 @@ summary.to_csv(args["out"], index=False, float_format="%.6g")
 print(summary.to_string(index=False))
 new = set(args["selections"])
 for target, out in args["plots"].items():
-    on_target = merged[merged["eval_set"] == target]
+    on_target = models[models["eval_set"] == target]
     without = on_target[on_target["shards"].map(lambda s: not new & set(s.split(naming.SEP)))]
     seed = table[(table["kind"] == "seed") & (table["eval_set"] == target)]["ppl"].iloc[0]
     reference = {"seed": seed}
