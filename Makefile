@@ -8,7 +8,7 @@ BIN := $(abspath $(VENV))/bin
 SOURCES := $(VENV)/demo-sources
 SNAKEMAKE := $(BIN)/snakemake
 
-.PHONY: setup sources demo run test bench slurm-cluster clean
+.PHONY: setup sources demo autoscale run test bench slurm-cluster clean
 
 setup: $(VENV)/.installed
 
@@ -27,6 +27,11 @@ $(SOURCES)/.downloaded: $(VENV)/.installed
 demo: setup sources
 	$(SNAKEMAKE) --cores $(CORES)
 	$(SNAKEMAKE) --report results/report.html
+
+# AutoScale on three demo domains (autoscale.yaml): results/autoscale_example/, apart from the demo's
+autoscale: setup sources
+	$(SNAKEMAKE) --cores $(CORES) --configfile autoscale.yaml
+	$(SNAKEMAKE) --report results/autoscale_example/report.html --configfile autoscale.yaml
 
 # a config of your own, with nothing of the demo's config.yaml merged in
 run: setup

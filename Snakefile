@@ -31,6 +31,11 @@ if CFG["selection"]:
     include: "rules/select.smk"
 
 
+if CFG["autoscale"]:
+
+    include: "rules/autoscale.smk"
+
+
 # records of choices and small tables: on a cluster, not worth a job of their own
 localrules:
     record_foundation,

@@ -19,8 +19,11 @@ try:
 except shardmix_config.ConfigError as e:
     raise WorkflowError(f"invalid config: {e}")
 
-R = "results"
-DEMO_CORPUS = f"{R}/demo_corpus"
+R = CFG["results"]  # every artifact of this run; two configs with different folders never share one
+# where a run keeps its logs: logs/ for the default folder, else inside its own results folder
+LOGS = "logs" if R == "results" else f"{R}/logs"
+BENCHMARKS = "benchmarks" if R == "results" else f"{R}/benchmarks"
+DEMO_CORPUS = "results/demo_corpus"  # built from the demo's packages, shared by every config that reads it
 CORPUS = f"{R}/corpus"
 MODELS = f"{R}/models"
 SCORES = f"{R}/scores"
@@ -497,6 +500,8 @@ def final_outputs(wildcards):
         outputs += VALIDATION_OUTPUTS
     if CFG["selection"]:
         outputs += [f"{SELECTION}/summary.csv"] + [f"{SELECTION}/{t['name']}.png" for t in CFG["selection"]["targets"]]
+    if CFG["autoscale"]:
+        outputs += autoscale_outputs()
     if CFG["search"]["targets"]:
         outputs += [f"{SEARCH}/best_mixtures.csv", f"{SEARCH}/weights.png"]
         if CFG["validation"]["search"]:

@@ -19,7 +19,7 @@ rule demo_corpus:
         args=args(sources=CFG["demo_sources"], corpus=f"{DEMO_CORPUS}/corpus.jsonl.gz",
                   eval_dir=f"{DEMO_CORPUS}/eval"),
     log:
-        "logs/demo_corpus.log",
+        f"{LOGS}/demo_corpus.log",
     shell:
         f"{script('build_demo_corpus')} {{params.args:q}} > {{log}} 2>&1"
 
@@ -31,7 +31,7 @@ rule record_foundation:
         # what the tokenizer and the seed are built from; a new source leaves this unchanged
         args=args(record={"sources": FOUNDATION}, out=FOUNDATION_RECORD),
     log:
-        "logs/record_foundation.log",
+        f"{LOGS}/record_foundation.log",
     shell:
         f"{script('write_record')} {{params.args:q}} > {{log}} 2>&1"
 
@@ -55,7 +55,7 @@ if CFG["tokenizer"]["source"] == "train":
             mem_mb=8000,
             runtime=60,
         log:
-            "logs/train_tokenizer.log",
+            f"{LOGS}/train_tokenizer.log",
         shell:
             f"{script('train_tokenizer')} {{params.args:q}} > {{log}} 2>&1"
 
@@ -78,7 +78,7 @@ checkpoint split_source:
         mem_mb=16000,
         runtime=120,
     log:
-        "logs/split_source/{source}.log",
+        f"{LOGS}/split_source/{{source}}.log",
     shell:
         f"{script('split_source')} {{params.args:q}} > {{log}} 2>&1"
 
@@ -94,7 +94,7 @@ rule shard_sizes:
                   context=CFG["model"]["context"], min_tokens=CFG["evaluation"]["min_tokens"],
                   out=f"{CORPUS}/shards.csv"),
     log:
-        "logs/shard_sizes.log",
+        f"{LOGS}/shard_sizes.log",
     shell:
         f"{script('shard_sizes')} {{params.args:q}} > {{log}} 2>&1"
 
@@ -112,6 +112,6 @@ rule tokenize_eval_set:
     params:
         args=lambda wc: args(spec=extra_eval_spec(wc.name), tokenizer=TOKENIZER, out=f"{R}/eval_sets/{wc.name}.npy"),
     log:
-        "logs/tokenize_eval_set/{name}.log",
+        f"{LOGS}/tokenize_eval_set/{{name}}.log",
     shell:
         f"{script('tokenize_eval_set')} {{params.args:q}} > {{log}} 2>&1"

@@ -32,9 +32,9 @@ rule evaluate_batch:
         mem_mb=2000 + CFG["evaluation"]["resident_mb"],
         runtime=60,
     log:
-        "logs/evaluate/{group}/{batch}.log",
+        f"{LOGS}/evaluate/{{group}}/{{batch}}.log",
     benchmark:
-        "benchmarks/evaluate/{group}/{batch}.tsv"
+        f"{BENCHMARKS}/evaluate/{{group}}/{{batch}}.tsv"
     shell:
         f"{script('evaluate_batch')} {{params.args:q}} {{threads}} {{params.how:q}} > {{log}} 2>&1"
 
@@ -46,6 +46,6 @@ rule record_eval_groups:
         # which eval sets joined the run together; later runs keep these groups
         args=lambda wc: args(record={"groups": list(eval_groups().values())}, out=EVAL_GROUPS_RECORD),
     log:
-        "logs/record_eval_groups.log",
+        f"{LOGS}/record_eval_groups.log",
     shell:
         f"{script('write_record')} {{params.args:q}} > {{log}} 2>&1"

@@ -12,7 +12,7 @@ rule collect_scores:
         args=lambda wc: args(scores_dir=SCORES, groups=list(eval_groups()), batches=list(batches()),
                              out=f"{R}/scores.csv", html=f"{R}/scores.html"),
     log:
-        "logs/collect_scores.log",
+        f"{LOGS}/collect_scores.log",
     shell:
         f"{script('collect_scores')} {{params.args:q}} > {{log}} 2>&1"
 
@@ -26,6 +26,6 @@ rule plot_scores:
     params:
         args=args(scores=f"{R}/scores.csv", heatmap=f"{R}/plots/heatmap.png", ranking=f"{R}/plots/ranking.png"),
     log:
-        "logs/plot_scores.log",
+        f"{LOGS}/plot_scores.log",
     shell:
         f"{script('plot_scores')} {{params.args:q}} > {{log}} 2>&1"

@@ -37,7 +37,7 @@ rule search_target:
         mem_mb=8000,
         runtime=120,
     log:
-        "logs/search/{target}.log",
+        f"{LOGS}/search/{{target}}.log",
     shell:
         f"{script('search_target')} {{params.args:q}} {{threads}} > {{log}} 2>&1"
 
@@ -56,7 +56,7 @@ checkpoint best_mixtures:
             scores=f"{R}/scores.csv", calibration=calibration_input(), method=METHODS[0]["label"],
             shards=list(shard_sources()), out=f"{SEARCH}/best_mixtures.csv", plot=f"{SEARCH}/weights.png"),
     log:
-        "logs/best_mixtures.log",
+        f"{LOGS}/best_mixtures.log",
     shell:
         f"{script('best_mixtures')} {{params.args:q}} > {{log}} 2>&1"
 
@@ -95,6 +95,6 @@ rule validate_search:
         mem_mb=8000,
         runtime=60,
     log:
-        "logs/validate_search.log",
+        f"{LOGS}/validate_search.log",
     shell:
         f"{script('validate_search')} {{params.args:q}} {{threads}} > {{log}} 2>&1"

@@ -30,7 +30,7 @@ rule selection_pool:
         mem_mb=16000,
         runtime=120,
     log:
-        "logs/selection/pool.log",
+        f"{LOGS}/selection/pool.log",
     shell:
         f"{script('selection_pool')} {{params.args:q}} > {{log}} 2>&1"
 
@@ -54,7 +54,7 @@ rule selection_embed:
         mem_mb=8000,
         runtime=120,
     log:
-        "logs/selection/embed.log",
+        f"{LOGS}/selection/embed.log",
     shell:
         f"{script('selection_embed')} {{params.args:q}} {{threads}} > {{log}} 2>&1"
 
@@ -91,7 +91,7 @@ rule select_shard:
         mem_mb=8000,
         runtime=120,
     log:
-        "logs/selection/{shard}.log",
+        f"{LOGS}/selection/{{shard}}.log",
     shell:
         f"{script('select_shard')} {{params.args:q}} {{threads}} > {{log}} 2>&1"
 
@@ -110,6 +110,6 @@ rule selection_summary:
             method=METHODS[0]["label"], out=f"{SELECTION}/summary.csv",
             plots={t["name"]: f"{SELECTION}/{t['name']}.png" for t in CFG["selection"]["targets"]}),
     log:
-        "logs/selection/summary.log",
+        f"{LOGS}/selection/summary.log",
     shell:
         f"{script('selection_summary')} {{params.args:q}} > {{log}} 2>&1"

@@ -23,7 +23,7 @@ if CFG["model"]["source"] == "pretrain":
             mem_mb=8000,
             runtime=240,
         log:
-            "logs/seed_model.log",
+            f"{LOGS}/seed_model.log",
         shell:
             f"{script('train_seed')} {{params.args:q}} {{threads}} {{params.how:q}} > {{log}} 2>&1"
 
@@ -38,7 +38,7 @@ elif PRETRAINED["convert"]:
             mem_mb=16000,
             runtime=60,
         log:
-            "logs/convert_seed.log",
+            f"{LOGS}/convert_seed.log",
         shell:
             f"{script('convert_seed')} {{params.args:q}} > {{log}} 2>&1"
 
@@ -62,6 +62,6 @@ rule train_shard:
         mem_mb=8000,
         runtime=120,
     log:
-        "logs/train_shard/{shard}.log",
+        f"{LOGS}/train_shard/{{shard}}.log",
     shell:
         f"{script('continue_pretraining')} {{params.args:q}} {{threads}} {{params.how:q}} > {{log}} 2>&1"

@@ -19,7 +19,7 @@ rule train_full:
         mem_mb=8000,
         runtime=240,
     log:
-        "logs/train_full/{mixture}.log",
+        f"{LOGS}/train_full/{{mixture}}.log",
     shell:
         f"{script('continue_pretraining')} {{params.args:q}} {{threads}} {{params.how:q}} > {{log}} 2>&1"
 
@@ -48,7 +48,7 @@ rule agreement:
             cost=f"{R}/validation/cost.png", calibration=f"{R}/validation/calibration.csv",
             predictions=f"{R}/predictions.csv", methods=[m["label"] for m in METHODS]),
     log:
-        "logs/agreement.log",
+        f"{LOGS}/agreement.log",
     shell:
         f"{script('validate_proxy')} {{params.args:q}} > {{log}} 2>&1"
 
@@ -61,6 +61,6 @@ rule record_validation_sample:
         args=lambda wc: args(record={"random": CFG["validation"]["random"], "picks": validation_picks()},
                              out=VALIDATION_SAMPLE),
     log:
-        "logs/record_validation_sample.log",
+        f"{LOGS}/record_validation_sample.log",
     shell:
         f"{script('write_record')} {{params.args:q}} > {{log}} 2>&1"

@@ -119,6 +119,9 @@ def validate(config: dict, source: str = "config.yaml") -> dict:
     _check_consistency(cfg, source)
     if cfg["selection"]:
         _selection(cfg, schema, source)
+    if cfg["autoscale"]:
+        _autoscale(cfg["autoscale"], source)
+    cfg["results"] = cfg["results"].rstrip("/") or "/"
     return cfg
 
 
@@ -217,6 +220,27 @@ def _selection(cfg: dict, schema: dict, source: str) -> None:
         _fill_defaults(entry, item, schema)
         cfg["eval_sets"].append(entry)
     _check_consistency(cfg, source)
+
+
+def _autoscale(asc: dict, source: str) -> None:
+    """Domains named once; scales that grow; every projected scale beyond the small ones."""
+    names = [d if isinstance(d, str) else d["name"] for d in asc["domains"]]
+    for i, name in enumerate(names):
+        if safe_name(name) != name or names.index(name) != i:
+            raise ConfigError(f"{source}: key 'autoscale.domains[{i}]': {name!r} is used twice or is not a safe file "
+                              "name (use letters, digits, '.', '_' or '-')")
+    small, large = asc["scales"]
+    if small >= large:
+        raise ConfigError(f"{source}: key 'autoscale.scales': {asc['scales']} must be two budgets in growing order")
+    if any(abs(f - 1) < 1e-9 for f in asc["factors"]):
+        raise ConfigError(f"{source}: key 'autoscale.factors': a factor of 1 is the uniform run itself; "
+                          "give factors above and below 1 (AutoScale: 3 and 1/3)")
+    beyond = [s for s in asc["predict"] + [asc["check"] or large + 1] if s <= large]
+    if beyond:
+        raise ConfigError(f"{source}: key 'autoscale.predict' / 'autoscale.check': {beyond[0]} is not larger than "
+                          f"the second small scale ({large}); projections go beyond the scales DDO ran at")
+    if asc["check"] and asc["check"] not in asc["predict"]:
+        asc["predict"] = sorted(asc["predict"] + [asc["check"]])
 
 
 def tokenizer_dir(cfg: dict, results: str) -> str:

@@ -103,3 +103,34 @@ def selection(summary: pd.DataFrame, reference: dict, target: str, out: str) -> 
     fig.tight_layout()
     fig.savefig(out, dpi=120, bbox_inches="tight")
     plt.close(fig)
+
+
+def autoscale_weights(weights: pd.DataFrame, ddo_scales: tuple, out: str) -> None:
+    """Weight of each domain against the training budget (log scale): DDO's optimum at the small
+    scales (filled markers) and the projection beyond them (open markers); real DDO solid, the
+    merged proxy dashed."""
+    fig, ax = plt.subplots(figsize=(6.8, 4.2))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, domain in enumerate(sorted(weights["domain"].unique())):
+        for method, ls in (("real", "-"), ("proxy", "--")):
+            rows = weights[(weights["domain"] == domain) & (weights["method"] == method)].sort_values("scale_tokens")
+            if rows.empty:
+                continue
+            color = colors[i % len(colors)]
+            ax.plot(rows["scale_tokens"], rows["weight"], ls=ls, color=color, lw=1.4,
+                    label=f"{domain} ({method})")
+            fitted = rows["scale_tokens"].isin(ddo_scales)
+            ax.scatter(rows["scale_tokens"][fitted], rows["weight"][fitted], color=color, s=28, zorder=3)
+            ax.scatter(rows["scale_tokens"][~fitted], rows["weight"][~fitted], facecolors="white",
+                       edgecolors=color, s=28, zorder=3)
+    ax.set_xscale("log")
+    ax.set_xlabel("training budget (tokens)")
+    ax.set_ylabel("domain weight")
+    ax.set_ylim(0, min(1.0, weights["weight"].max() * 1.15 + 0.02))
+    ax.set_title("AutoScale: optimal domain weights by budget\n(filled: DDO optimum; open: projected)",
+                 fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120, bbox_inches="tight")
+    plt.close(fig)
