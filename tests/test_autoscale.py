@@ -3,6 +3,7 @@ the proxy's unit weights, and DDO (real and proxy) with its check added to the f
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import numpy as np
@@ -152,3 +153,27 @@ def test_the_proxys_uniform_run_is_the_runs_uniform_merge(autoscaled):
 def test_autoscale_reruns_nothing(autoscaled):
     work, _ = autoscaled
     assert planned_jobs(snakemake(work, "-n")) == {}
+
+
+def test_bad_autoscale_settings_are_named_by_key(data_dir):
+    from shardmix.config import ConfigError, validate
+
+    for change, key in (({"scales": [8192, 4096]}, "autoscale.scales"),
+                        ({"factors": [3.0, 1.0]}, "autoscale.factors"),
+                        ({"check": 4096}, "autoscale.predict' / 'autoscale.check"),
+                        ({"domains": ["json", "json"]}, "autoscale.domains[1]")):
+        config = autoscale_config(data_dir)
+        config["autoscale"].update(change)
+        with pytest.raises(ConfigError, match=re.escape(key)):
+            validate(config)
+
+
+def test_unknown_domain_or_target_stops_the_run_naming_both(tmp_path, pipeline, data_dir):
+    work = tmp_path / "project"
+    shutil.copytree(pipeline, work, symlinks=True)
+    config = autoscale_config(data_dir)
+    config["autoscale"].update(domains=["json", "nosuch"], targets=["extra_urllib", "nowhere"])
+    write_config(work, config)
+    proc = snakemake(work, "-n", check=False)
+    assert proc.returncode != 0
+    assert "autoscale.domains[1]: 'nosuch'" in proc.stderr and "autoscale.targets names 'nowhere'" in proc.stderr
