@@ -20,8 +20,8 @@ def autoscale_domains():
             [d] if d in order else [s for s in order if re.fullmatch(re.escape(d) + r"-\d{3,}", s)])
         unknown = [s for s in shards if s not in order]
         if not shards or unknown:
-            problems.append(f"autoscale.domains[{i}]: {(unknown or [name])[0]!r} is not a shard of this run, nor a "
-                            f"domain whose base units are ({', '.join(order)})")
+            problems.append(f"autoscale.domains[{i}]: {(unknown or [name])[0]!r} is neither a shard of this run nor "
+                            f"a domain cut into shards {name}-NNN (shards: {', '.join(order)})")
         for s in shards:
             if s in owner:
                 problems.append(f"autoscale.domains[{i}]: shard {s!r} is already in domain {owner[s]!r}")

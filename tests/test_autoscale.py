@@ -176,4 +176,5 @@ def test_unknown_domain_or_target_stops_the_run_naming_both(tmp_path, pipeline, 
     write_config(work, config)
     proc = snakemake(work, "-n", check=False)
     assert proc.returncode != 0
-    assert "autoscale.domains[1]: 'nosuch'" in proc.stderr and "autoscale.targets names 'nowhere'" in proc.stderr
+    text = proc.stdout + proc.stderr
+    assert "autoscale.domains[1]: 'nosuch'" in text and "autoscale.targets names 'nowhere'" in text
