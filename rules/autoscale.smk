@@ -145,7 +145,7 @@ def _domain_columns(weights):
 
 def autoscale_entries(method, scale):
     """The models one scoring job scores: a scale's DDO runs, really trained or merged, or the check."""
-    from shardmix.autoscale import unit_weights
+    from shardmix.autoscale import quantities, unit_weights
 
     if method == "check":
         return [{"model": f"autoscale/check/{w}", "kind": "full", "dirs": [check_model(w)],
@@ -157,8 +157,7 @@ def autoscale_entries(method, scale):
         if method == "real":
             entries.append({**entry, "kind": "full", "dirs": [autoscale_model(scale, run)]})
             continue
-        quantities = {d: m * int(scale) / len(domains) for d, m in multiples.items()}
-        units = unit_weights(quantities, domains, CFG["shard_training"]["tokens"])
+        units = unit_weights(quantities(multiples, int(scale)), domains, CFG["shard_training"]["tokens"])
         entries.append({**entry, "kind": "merged", "method": "linear", "dirs": [shard_model(s) for s in units],
                         "merge": {"weights": list(units.values()), "method": method_spec("linear"), "seed": None}})
     return entries

@@ -158,7 +158,8 @@ def ddo(domains: list[str], factors: list[float], losses: dict[str, float]) -> d
     return {"fits": fits, "multiples": dict(zip(domains, best.tolist()))}
 
 
-def optimal_quantities(multiples: dict[str, float], scale: int) -> dict[str, float]:
+def quantities(multiples: dict[str, float], scale: int) -> dict[str, float]:
+    """Tokens of each domain at budget `scale` for quantity multiples (1 = the uniform share)."""
     return {d: m * scale / len(multiples) for d, m in multiples.items()}
 
 

@@ -22,7 +22,7 @@ for method, by_scale in args["scores"].items():
             result = autoscale.ddo(domains, args["factors"], losses)
         except autoscale.AutoScaleError as e:
             fail(f"{method} DDO at {scale} tokens: {e}")
-        optimum[method, scale] = autoscale.optimal_quantities(result["multiples"], scale)
+        optimum[method, scale] = autoscale.quantities(result["multiples"], scale)
         total = sum(optimum[method, scale].values())
         for fit in result["fits"]:
             fit_rows.append({"method": method, "scale_tokens": scale, "domain": fit["domain"], "a": fit["a"],
