@@ -28,7 +28,8 @@ demo: setup sources
 	$(SNAKEMAKE) --cores $(CORES)
 	$(SNAKEMAKE) --report results/report.html
 
-# AutoScale on three demo domains (autoscale.yaml): results/autoscale_example/, apart from the demo's
+# AutoScale on three demo domains (autoscale.yaml): the study in results/autoscale/, its run (units,
+# seed) in results/autoscale_example/, apart from the demo's
 autoscale: setup sources
 	$(SNAKEMAKE) --cores $(CORES) --configfile autoscale.yaml
 	$(SNAKEMAKE) --report results/autoscale_example/report.html --configfile autoscale.yaml

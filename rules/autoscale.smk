@@ -3,8 +3,10 @@
 # really trained with the projected, the uniform and the small-scale-optimal weights.
 import re
 
-AUTOSCALE = f"{R}/autoscale"
 ASC = CFG["autoscale"]
+AUTOSCALE = (ASC["folder"] or f"{R}/autoscale").rstrip("/")
+# a study in its own folder keeps its logs there, so two studies over one run never share a log
+ASC_LOGS = f"{AUTOSCALE}/logs" if ASC["folder"] else f"{LOGS}/autoscale"
 ASC_METHODS = ["real"] + (["proxy"] if ASC["proxy"] else [])
 CHECK_WEIGHTINGS = ["predicted"] + (["predicted_proxy"] if ASC["proxy"] else []) + ["uniform", "small_scale_optimum"]
 
@@ -109,7 +111,7 @@ rule autoscale_train:
         mem_mb=8000,
         runtime=240,
     log:
-        f"{LOGS}/autoscale/train/{{scale}}/{{run}}.log",
+        f"{ASC_LOGS}/train/{{scale}}/{{run}}.log",
     shell:
         f"{script('continue_pretraining')} {{params.args:q}} {{threads}} {{params.how:q}} > {{log}} 2>&1"
 
@@ -133,7 +135,7 @@ rule autoscale_check_train:
         mem_mb=8000,
         runtime=240,
     log:
-        f"{LOGS}/autoscale/train/check/{{weighting}}.log",
+        f"{ASC_LOGS}/train/check/{{weighting}}.log",
     shell:
         f"{script('continue_pretraining')} {{params.args:q}} {{threads}} {{params.how:q}} > {{log}} 2>&1"
 
@@ -193,7 +195,7 @@ rule autoscale_score:
         mem_mb=2000 + CFG["evaluation"]["resident_mb"],
         runtime=60,
     log:
-        f"{LOGS}/autoscale/score/{{method}}-{{scale}}.log",
+        f"{ASC_LOGS}/score/{{method}}-{{scale}}.log",
     shell:
         f"{script('evaluate_batch')} {{params.args:q}} {{threads}} {{params.how:q}} > {{log}} 2>&1"
 
@@ -228,7 +230,7 @@ checkpoint autoscale_fit:
             proxy_units=proxy_units(), fits=f"{AUTOSCALE}/fits.csv", weights=f"{AUTOSCALE}/weights.csv",
             plot=f"{AUTOSCALE}/weights.png", cost=f"{AUTOSCALE}/cost.csv"),
     log:
-        f"{LOGS}/autoscale/fit.log",
+        f"{ASC_LOGS}/fit.log",
     shell:
         f"{script('autoscale_fit')} {{params.args:q}} > {{log}} 2>&1"
 
@@ -243,7 +245,7 @@ rule autoscale_check:
         args=lambda wc: args(scores=f"{AUTOSCALE}/scores/check-{ASC['check']}.csv", targets=ASC["targets"],
                              scale=ASC["check"], out=f"{AUTOSCALE}/check.csv"),
     log:
-        f"{LOGS}/autoscale/check.log",
+        f"{ASC_LOGS}/check.log",
     shell:
         f"{script('autoscale_check')} {{params.args:q}} > {{log}} 2>&1"
 

@@ -155,6 +155,21 @@ def test_autoscale_reruns_nothing(autoscaled):
     assert planned_jobs(snakemake(work, "-n")) == {}
 
 
+def test_a_second_study_in_its_own_folder_shares_the_shard_models_and_leaves_the_first(autoscaled, tmp_path,
+                                                                                          data_dir):
+    work, _ = autoscaled
+    copy = tmp_path / "project"
+    shutil.copytree(work, copy, symlinks=True)
+    config = autoscale_config(data_dir)
+    config["autoscale"].update(targets=["http"], folder="results/study_http")
+    write_config(copy, config)
+    jobs = planned_jobs(snakemake(copy, "-n"))  # up to the fit, a checkpoint: its check follows it
+    assert jobs.get("autoscale_train") == 2 * (1 + 2 * len(DOMAINS)) and jobs.get("autoscale_fit") == 1
+    assert not {"train_shard", "seed_model", "split_source", "evaluate_batch"} & set(jobs)
+    out = snakemake(copy, "-n", "--printshellcmds").stdout
+    assert "results/study_http/models/4096/uniform" in out and "results/autoscale/models" not in out
+
+
 def test_bad_autoscale_settings_are_named_by_key(data_dir):
     from shardmix.config import ConfigError, validate
 
