@@ -20,6 +20,9 @@ from bench import kit
 from shardmix import merge, naming, perplexity, tokens, training
 from shardmix import pool as shard_pool
 
+# timed passes over the eval set per evaluation side (median): one pass of the demo model takes 0.2 s,
+# too short for a stable figure on a shared machine
+PASSES = 5
 TRAINING = {"seed": 0, "lr": 1e-3, "warmup_steps": 0, "schedule": "constant", "min_lr_ratio": 0.1,
             "weight_decay": 0.1, "grad_clip": 1.0}
 
@@ -117,10 +120,13 @@ def eval_ours(arch: str, corpus: dict, n_tokens: int, context: int, batch_window
     model = kit.build_model(arch, corpus["tokenizer"])
     eval_set = _eval_set(corpus, n_tokens)
     _warm_up(model, eval_set, context, batch_windows)
-    start = time.perf_counter()
-    score = perplexity.evaluate(model, eval_set, np.ones(8192, dtype=np.int64), context, batch_windows,
-                                torch.device("cpu"))
-    return {"tokens_per_s": score["tokens"] / (time.perf_counter() - start), "ppl": score["ppl"]}
+    seconds = []
+    for _ in range(PASSES):
+        start = time.perf_counter()
+        score = perplexity.evaluate(model, eval_set, np.ones(8192, dtype=np.int64), context, batch_windows,
+                                    torch.device("cpu"))
+        seconds.append(time.perf_counter() - start)
+    return {"tokens_per_s": score["tokens"] / float(np.median(seconds)), "ppl": score["ppl"]}
 
 
 @torch.no_grad()
@@ -130,15 +136,19 @@ def eval_plain(arch: str, corpus: dict, n_tokens: int, context: int, batch_windo
     eval_set = _eval_set(corpus, n_tokens)
     spans = perplexity.windows(len(eval_set.ids), context, eval_set.segment)
     _warm_up(model, eval_set, context, batch_windows)
-    start = time.perf_counter()
-    nll = n = 0
-    for length in sorted({length for _, length in spans}, reverse=True):
-        starts = [s for s, ln in spans if ln == length]
-        for i in range(0, len(starts), batch_windows):
-            x = torch.from_numpy(np.stack([eval_set.ids[s:s + length + 1] for s in starts[i:i + batch_windows]]))
-            loss = model(input_ids=x, labels=x).loss
-            nll, n = nll + loss.item() * x.shape[0] * length, n + x.shape[0] * length
-    return {"tokens_per_s": n / (time.perf_counter() - start), "ppl": math.exp(nll / n)}
+    seconds = []
+    for _ in range(PASSES):
+        start = time.perf_counter()
+        nll = n = 0
+        for length in sorted({length for _, length in spans}, reverse=True):
+            starts = [s for s, ln in spans if ln == length]
+            for i in range(0, len(starts), batch_windows):
+                x = torch.from_numpy(np.stack([eval_set.ids[s:s + length + 1]
+                                               for s in starts[i:i + batch_windows]]))
+                loss = model(input_ids=x, labels=x).loss
+                nll, n = nll + loss.item() * x.shape[0] * length, n + x.shape[0] * length
+        seconds.append(time.perf_counter() - start)
+    return {"tokens_per_s": n / float(np.median(seconds)), "ppl": math.exp(nll / n)}
 
 
 def score(arch: str, corpus: dict, dirs: list[str], k: int, mode: str, mixtures: int, n_tokens: int) -> dict:
