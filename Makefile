@@ -52,7 +52,9 @@ bench: setup
 slurm-cluster:
 	.ci/slurm-cluster start
 
+# every run's artifacts (the demo's and the AutoScale example's); results/bench stays
 clean:
 	rm -rf results/demo_corpus results/corpus results/tokenizer results/models results/scores \
 		results/eval_sets results/plots results/validation results/scores.* results/report.html \
+		results/predictions.csv results/search results/selection results/autoscale results/autoscale_example \
 		results/run_config.json logs benchmarks .snakemake
