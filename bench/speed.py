@@ -116,17 +116,23 @@ def _warm_up(model, eval_set, context, batch_windows):
     model.eval()(input_ids=x)
 
 
+def _median_pass(run):
+    """(median seconds of PASSES calls of `run`, the last call's result): both evaluation sides."""
+    seconds = []
+    for _ in range(PASSES):
+        start = time.perf_counter()
+        result = run()
+        seconds.append(time.perf_counter() - start)
+    return float(np.median(seconds)), result
+
+
 def eval_ours(arch: str, corpus: dict, n_tokens: int, context: int, batch_windows: int) -> dict:
     model = kit.build_model(arch, corpus["tokenizer"])
     eval_set = _eval_set(corpus, n_tokens)
     _warm_up(model, eval_set, context, batch_windows)
-    seconds = []
-    for _ in range(PASSES):
-        start = time.perf_counter()
-        score = perplexity.evaluate(model, eval_set, np.ones(8192, dtype=np.int64), context, batch_windows,
-                                    torch.device("cpu"))
-        seconds.append(time.perf_counter() - start)
-    return {"tokens_per_s": score["tokens"] / float(np.median(seconds)), "ppl": score["ppl"]}
+    seconds, score = _median_pass(lambda: perplexity.evaluate(
+        model, eval_set, np.ones(8192, dtype=np.int64), context, batch_windows, torch.device("cpu")))
+    return {"tokens_per_s": score["tokens"] / seconds, "ppl": score["ppl"]}
 
 
 @torch.no_grad()
@@ -136,19 +142,19 @@ def eval_plain(arch: str, corpus: dict, n_tokens: int, context: int, batch_windo
     eval_set = _eval_set(corpus, n_tokens)
     spans = perplexity.windows(len(eval_set.ids), context, eval_set.segment)
     _warm_up(model, eval_set, context, batch_windows)
-    seconds = []
-    for _ in range(PASSES):
-        start = time.perf_counter()
+
+    def one_pass():
         nll = n = 0
         for length in sorted({length for _, length in spans}, reverse=True):
             starts = [s for s, ln in spans if ln == length]
             for i in range(0, len(starts), batch_windows):
-                x = torch.from_numpy(np.stack([eval_set.ids[s:s + length + 1]
-                                               for s in starts[i:i + batch_windows]]))
+                x = torch.from_numpy(np.stack([eval_set.ids[s:s + length + 1] for s in starts[i:i + batch_windows]]))
                 loss = model(input_ids=x, labels=x).loss
                 nll, n = nll + loss.item() * x.shape[0] * length, n + x.shape[0] * length
-        seconds.append(time.perf_counter() - start)
-    return {"tokens_per_s": n / float(np.median(seconds)), "ppl": math.exp(nll / n)}
+        return nll, n
+
+    seconds, (nll, n) = _median_pass(one_pass)
+    return {"tokens_per_s": n / seconds, "ppl": math.exp(nll / n)}
 
 
 def score(arch: str, corpus: dict, dirs: list[str], k: int, mode: str, mixtures: int, n_tokens: int) -> dict:
