@@ -38,7 +38,7 @@ autoscale: setup sources
 run: setup
 	@test -n "$(CONFIG)" || { echo "usage: make run CONFIG=my.yaml [CORES=8]" >&2; exit 2; }
 	$(SNAKEMAKE) --cores $(CORES) --configfile $(CONFIG)
-	$(SNAKEMAKE) --report results/report.html --configfile $(CONFIG)
+	$(SNAKEMAKE) --report "$$($(BIN)/python -m shardmix.config results $(CONFIG))/report.html" --configfile $(CONFIG)
 
 test: setup
 	$(BIN)/python -m pytest -q tests

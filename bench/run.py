@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import kit  # noqa: E402
 
 OUT = kit.ROOT / "results/bench"
-SECTIONS = ("training", "evaluation", "scoring", "precision", "amortisation", "planning", "selection")
+SECTIONS = ("training", "evaluation", "scoring", "precision", "amortisation", "planning", "selection",
+            "tokenizer_memory")
 # per model: steps and batch of the training comparison, scored tokens of the evaluation ones
 SIZES = {"demo-1.6M": {"steps": 30, "batch": 8, "eval_tokens": 4096, "mixtures": 8},
          "29M": {"steps": 6, "batch": 4, "eval_tokens": 2048, "mixtures": 3}}
@@ -138,6 +139,12 @@ def selection(corpus: dict, repeats: int) -> dict:
     """Time and peak RSS of choosing from 10k, 100k and 1M candidates (one run each: no A/B here)."""
     return {f"{n:,} candidates": kit.side("selection_scale", "select", n=n, chunk=20_000, max_target=1_000)
             for n in (10_000, 100_000, 1_000_000)}
+
+
+def tokenizer_memory(corpus: dict, repeats: int) -> dict:
+    """Peak RSS of tokenizer training on one 50 MB document, whole against in pieces (target < 1 GiB)."""
+    return {"whole": kit.side("tokenizer_memory", "train", mb=50, pieces=False),
+            "in pieces": kit.side("tokenizer_memory", "train", mb=50, pieces=True)}
 
 
 def table(results: dict) -> str:

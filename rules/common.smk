@@ -7,7 +7,9 @@ from functools import lru_cache
 from snakemake.exceptions import WorkflowError
 
 sys.path.insert(0, workflow.basedir)
+from shardmix import checksums
 from shardmix import config as shardmix_config
+from shardmix import jobs as shardmix_jobs
 from shardmix import corpus as shardmix_corpus
 from shardmix import mixtures as shardmix_mixtures
 from shardmix import naming
@@ -60,6 +62,15 @@ if PRETRAINED and PRETRAINED["convert"] and CFG["tokenizer"]["path"] is None:
 
 def manifest(source):
     return f"{CORPUS}/{source}/manifest.json"
+
+
+def read_manifest(source):
+    """A source's split record: its shards, their sizes and the checksum of the bytes split."""
+    try:
+        return _read_json(manifest(source))
+    except DamagedRecord as e:
+        raise WorkflowError(f"{e}; it lists the source's shards. Delete {CORPUS}/{source} and rerun: the source is "
+                            "split again and its shards retrained")
 
 
 def _check_paths():
@@ -174,8 +185,20 @@ def split_spec(name):
 
 
 def _read_json(path):
-    with open(path) as f:
-        return json.load(f)
+    """A JSON file the workflow reads at parse time, checked against its seal and named when
+    damaged; what to do depends on what it holds, so the caller says it (`remedy`)."""
+    why = checksums.verify(path)
+    if why is None:
+        try:
+            with open(path) as f:
+                return json.load(f)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            why = f"not valid JSON: {e}"
+    raise DamagedRecord(f"{path}: damaged ({why})")
+
+
+class DamagedRecord(WorkflowError):
+    pass
 
 
 def _foundation():
@@ -184,7 +207,14 @@ def _foundation():
     if CFG["foundation"]:
         return list(CFG["foundation"])
     if os.path.exists(FOUNDATION_RECORD):
-        recorded = _read_json(FOUNDATION_RECORD)["sources"]
+        try:
+            recorded = _read_json(FOUNDATION_RECORD)["sources"]
+        except (DamagedRecord, KeyError, TypeError) as e:
+            # rebuilding it from today's sources could silently retrain every model
+            raise WorkflowError(f"{e if isinstance(e, DamagedRecord) else FOUNDATION_RECORD + ': no list of sources'}"
+                                "; it names the sources the tokenizer and the seed were built from. Set `foundation` "
+                                "to those sources (that rewrites the record), or delete the file to record every "
+                                "source of `corpus`")
         gone = [s for s in recorded if s not in SOURCES]
         if gone:
             raise WorkflowError(
@@ -201,8 +231,19 @@ FOUNDATION = _foundation()
 def _read_record(path):
     """A choice an earlier run recorded, read once, when the workflow is parsed: Snakemake deletes
     a job's output before it reruns the job, so a read while the record is being rewritten would
-    see no record at all. The rewritten record holds what this run derived from the one read here."""
-    return _read_json(path) if os.path.exists(path) else None
+    see no record at all. The rewritten record holds what this run derived from the one read here.
+    A damaged record is named and made again from this run's settings (its rule is forced)."""
+    if not os.path.exists(path):
+        return None
+    try:
+        return _read_json(path)
+    except DamagedRecord as e:
+        print(f"WARNING: {e}; it is made again from this run's settings", file=sys.stderr)
+        REBUILD.add(path)
+        return None
+
+
+REBUILD = set()  # existing outputs the run must make again (shardmix.checksums, shardmix.jobs)
 
 
 RECORDED_GROUPS = (_read_record(EVAL_GROUPS_RECORD) or {}).get("groups", [])
@@ -217,7 +258,7 @@ def _check_sources_unchanged():
         path = manifest(name)
         if not os.path.exists(path) or not os.path.exists(spec["path"]):
             continue
-        recorded = _read_json(path)
+        recorded = read_manifest(name)
         if recorded.get("revision") != spec["revision"]:
             continue  # re-split on purpose
         if shardmix_corpus.fingerprint(spec["path"]) == recorded.get("fingerprint"):
@@ -261,7 +302,7 @@ def shard_sources():
 def _checked_shards(stamps):
     from shardmix import sharding
 
-    manifests = {s: _read_json(manifest(s)) for s, mtime in stamps if mtime is not None}
+    manifests = {s: read_manifest(s) for s, mtime in stamps if mtime is not None}
     missing = [s for s, mtime in stamps if mtime is None]
     if missing:
         raise WorkflowError(f"source(s) {', '.join(missing)} not split yet ({manifest(missing[0])} is missing)")
@@ -321,7 +362,7 @@ def protected_files():
     """Token files no selected candidate may repeat: the held-out part of every shard of every
     source (included or not) and every extra eval set."""
     files = [f"{CORPUS}/{source}/tokens/{shard}.heldout.npy"
-             for source in SOURCES for shard in _read_json(manifest(source))["shards"]]
+             for source in SOURCES for shard in read_manifest(source)["shards"]]
     return sorted(files + [f"{R}/eval_sets/{e['name']}.npy" for e in CFG["eval_sets"]])
 
 
@@ -365,13 +406,31 @@ def full_model(mixture):
     return f"{MODELS}/full/{mixture}"
 
 
+def _training_tokenizer():
+    """Where a continued pretraining finds its tokenizer: the seed's folder, unless a pretrained
+    model's folder holds none (tokenizer.path names another): then that folder, named in the
+    arguments (only then, so runs that always worked keep their parameters)."""
+    from shardmix.model import TOKENIZER_FILES
+
+    if PRETRAINED and not PRETRAINED["convert"] and \
+            not any(os.path.exists(os.path.join(SEED_MODEL, f)) for f in TOKENIZER_FILES):
+        return {"tokenizer": TOKENIZER}
+    return {}
+
+
+def shard_training(shard):
+    """Arguments of a shard model's training (compared by Snakemake, recorded in the model)."""
+    return dict(seed=SEED_MODEL, sources=[train_tokens(shard)], training=training_settings("shard_training"),
+                context=CFG["model"]["context"], out=shard_model(shard), label=shard, **_training_tokenizer())
+
+
 def full_training(mixture):
     """Arguments of a really trained mixture. A uniform one gives each member the shard budget;
     a weighted one of k members k budgets in all, member i w_i * k of them."""
     weights = naming.weights(mixture)
     run = dict(seed=SEED_MODEL, sources=[train_tokens(s) for s in weights],
                training=training_settings("shard_training"), context=CFG["model"]["context"],
-               out=full_model(mixture), label=f"full/{mixture}")
+               out=full_model(mixture), label=f"full/{mixture}", **_training_tokenizer())
     if naming.is_weighted(mixture):
         total = len(weights) * CFG["shard_training"]["tokens"]
         run["budgets"] = [max(1, round(w * total)) for w in weights.values()]
@@ -490,8 +549,30 @@ VALIDATION_OUTPUTS = [f"{R}/validation/{name}" for name in
                        "calibration.csv")] + [f"{R}/predictions.csv"]
 
 
+def _rebuilds():
+    """Existing outputs the run must make again: damaged ones (a seal no longer matches) and
+    models whose recorded arguments differ from this run's (a model Snakemake kept no record
+    for, as after a kill between its save and Snakemake's bookkeeping, is still compared)."""
+    found = set(REBUILD)
+    for damage in checksums.scan(R):
+        print(f"WARNING: {damage}; it is rebuilt", file=sys.stderr)
+        found.add(str(damage.path))
+    planned = {shard_model(s): args(**shard_training(s)) for s in shard_sources()}
+    known = set(shard_sources()) | set(SELECTIONS)
+    if os.path.isdir(f"{MODELS}/full"):
+        for name in os.listdir(f"{MODELS}/full"):
+            if not name.endswith(checksums.SKIPPED) and all(m in known for m in naming.members(name)):
+                planned[full_model(name)] = args(**full_training(name))
+    for path in shardmix_jobs.stale(planned):
+        print(f"WARNING: {path} was made with other settings than this run's; it is made again", file=sys.stderr)
+        found.add(path)
+    return found
+
+
 def final_outputs(wildcards):
     shards()
+    # forced, not targeted: a damaged or stale artifact no job of this run needs is left alone
+    workflow.dag.forcefiles.update(_rebuilds())
     outputs = [f"{R}/scores.csv", f"{R}/scores.html", f"{R}/plots/heatmap.png", f"{R}/plots/ranking.png",
                f"{CORPUS}/shards.csv", EVAL_GROUPS_RECORD]
     if CFG["validation"]["random"]:

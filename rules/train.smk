@@ -52,9 +52,7 @@ rule train_shard:
     wildcard_constraints:
         shard="[^/]+",
     params:
-        args=lambda wc: args(
-            seed=SEED_MODEL, sources=[train_tokens(wc.shard)], training=training_settings("shard_training"),
-            context=CFG["model"]["context"], out=shard_model(wc.shard), label=wc.shard),
+        args=lambda wc: args(**shard_training(wc.shard)),
         how=lambda wc, output: run_settings("shard_training"),
     threads: CFG["runtime"]["train_threads"]
     resources:

@@ -110,6 +110,10 @@ def validate(config: dict, source: str = "config.yaml") -> dict:
     """
     schema = load_schema()
     cfg = _coerce(copy.deepcopy(dict(config)), schema, schema)
+    if isinstance(cfg.get("model"), dict) and cfg["model"].get("source") == "pretrained" \
+            and isinstance(cfg.get("sharding", {}), dict):
+        # nothing trains a seed: no text set aside for one unless asked
+        cfg.setdefault("sharding", {}).setdefault("seed_fraction", 0.0)
     _fill_defaults(cfg, schema, schema)
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(cfg), key=lambda e: list(e.absolute_path))
@@ -184,7 +188,7 @@ def _check_consistency(cfg: dict, source: str) -> None:
                               f"file name (use letters, digits, '.', '_' or '-')")
     if cfg["validation"]["search"] and not targets:
         raise ConfigError(f"{source}: key 'validation.search': there is nothing to validate; list search.targets")
-    if cfg["shard_training"]["tokens"] is None:
+    if cfg["shard_training"].get("tokens") is None:
         raise ConfigError(f"{source}: key 'shard_training.tokens' must be set: every shard gets the same budget")
 
 
@@ -248,3 +252,12 @@ def tokenizer_dir(cfg: dict, results: str) -> str:
     if tok["source"] == "train":
         return f"{results}/tokenizer"
     return tok["path"] or cfg["model"]["path"]
+
+
+if __name__ == "__main__":  # `python -m shardmix.config results my.yaml`: the config's results folder (make run)
+    import sys
+
+    if len(sys.argv) != 3 or sys.argv[1] != "results":
+        sys.exit("usage: python -m shardmix.config results <config.yaml>")
+    with open(sys.argv[2]) as f:
+        print(validate(yaml.safe_load(f) or {}, source=sys.argv[2])["results"])

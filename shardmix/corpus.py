@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -83,22 +84,35 @@ def _decode(data: bytes, encoding: str, path: Path, first_line: int = 1) -> str:
         raise CorpusError(f"{path}: unknown text encoding {encoding!r} (key `encoding`)") from None
 
 
+def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """(line number, bytes) of a JSONL file, gzip-compressed or not; a damaged archive is named
+    with the line where it breaks."""
+    compressed = path.name.endswith(".gz")
+    lineno = 0
+    try:
+        with (gzip.open if compressed else open)(path, "rb") as f:
+            for lineno, raw in enumerate(f, 1):
+                yield lineno, raw
+    except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+        what = "ends before its end (truncated?)" if isinstance(e, EOFError) else f"is not valid gzip ({e})"
+        raise CorpusError(f"{path}:{lineno + 1}: the compressed file {what}; replace it with a complete copy, "
+                          "or name it without .gz if it is plain text") from None
+
+
 def _read_jsonl(path: Path, field_name: str, spec: dict) -> Iterator[Document]:
-    opener = gzip.open if path.name.endswith(".gz") else open
     encoding = spec.get("encoding", "utf-8")
-    with opener(path, "rb") as f:
-        for lineno, raw in enumerate(f, 1):
-            line = _decode(raw, encoding, path, lineno)
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise CorpusError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from None
-            text = _text_of(record, field_name, where)
-            meta = {k: v for k, v in record.items() if k != field_name}
-            yield Document(text, meta, where)
+    for lineno, raw in _lines(path):
+        line = _decode(raw, encoding, path, lineno)
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise CorpusError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from None
+        text = _text_of(record, field_name, where)
+        meta = {k: v for k, v in record.items() if k != field_name}
+        yield Document(text, meta, where)
 
 
 def _read_parquet(path: Path, field_name: str, spec: dict) -> Iterator[Document]:

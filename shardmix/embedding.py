@@ -30,7 +30,11 @@ def check_encoder(path: str | Path, key: str = "selection.embedding.model"):
     if not path.is_dir():
         raise EmbeddingError(f"{key}: {path} is not a folder")
     try:
-        config = AutoConfig.from_pretrained(str(path), local_files_only=True)
+        models.refuse_remote_code(path)
+    except models.ModelError as e:
+        raise EmbeddingError(f"{key}: {e}") from None
+    try:
+        config = AutoConfig.from_pretrained(str(path), local_files_only=True, trust_remote_code=False)
     except Exception as e:  # OSError, ValueError, JSON errors: all mean "not a model folder"
         raise EmbeddingError(f"{key}: {path} is not a Hugging Face model folder ({e})") from None
     causal = [a for a in (config.architectures or []) if a.endswith(("ForCausalLM", "LMHeadModel"))]
@@ -55,8 +59,9 @@ class Embedder:
 
             check_encoder(encoder)
             try:
-                self.encoder_tok = AutoTokenizer.from_pretrained(encoder, local_files_only=True)
-                self.model = AutoModel.from_pretrained(encoder, local_files_only=True, dtype=torch.float32)
+                self.encoder_tok = AutoTokenizer.from_pretrained(encoder, local_files_only=True, trust_remote_code=False)
+                self.model = AutoModel.from_pretrained(encoder, local_files_only=True, dtype=torch.float32,
+                                                       trust_remote_code=False)
             except Exception as e:
                 raise EmbeddingError(f"selection.embedding.model: cannot load {encoder} as an encoder ({e})") from None
             self.source = f"encoder {encoder}"

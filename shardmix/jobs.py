@@ -8,9 +8,19 @@ import sys
 from pathlib import Path
 
 
+def _one_line_errors(kind, error, trace):
+    """shardmix's own errors (bad input, damaged artifacts) already say what and where: print
+    them as one line; anything else keeps its traceback."""
+    if (getattr(kind, "__module__", "") or "").startswith("shardmix"):
+        print(f"ERROR: {error}", file=sys.stderr)
+    else:
+        sys.__excepthook__(kind, error, trace)
+
+
 def job_args() -> dict:
     """The rule passes one JSON object (its `params.args`), then optionally its thread count and
     a JSON object of settings that change how the job runs, never its result (`params.how`)."""
+    sys.excepthook = _one_line_errors
     if len(sys.argv) not in (2, 3, 4):
         sys.exit(f"usage: {sys.argv[0]} '<json arguments>' [threads ['<json settings>']] (run by the workflow's rules)")
     args = json.loads(sys.argv[1])
@@ -21,6 +31,30 @@ def job_args() -> dict:
     if len(sys.argv) == 4:
         args.update(json.loads(sys.argv[3]))
     return args
+
+
+RECORD = "job.json"  # in a model folder: the compared arguments of the job that made it
+
+
+def record() -> dict:
+    """What a job's output keeps of the job: its compared arguments, exactly as the rule passed them."""
+    return {"args": sys.argv[1]}
+
+
+def stale(outputs: dict) -> list[str]:
+    """Output folders (path -> compared arguments of this run) whose recorded arguments differ.
+    A folder without a record (made before records existed) is left to Snakemake's own."""
+    found = []
+    for path, expected in outputs.items():
+        try:
+            recorded = json.loads((Path(path) / RECORD).read_text())["args"]
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError, KeyError, TypeError):
+            recorded = None  # damaged: the checksum scan names it as well
+        if recorded != expected:
+            found.append(path)
+    return found
 
 
 def job_device():

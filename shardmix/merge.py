@@ -13,11 +13,12 @@ from pathlib import Path
 
 import torch
 
+from shardmix import checksums
 from shardmix.naming import method_spec, needs_seed
 
 
 class MergeError(ValueError):
-    """Models that cannot be averaged (different tensors or shapes)."""
+    """Models that cannot be averaged (different tensors or shapes), or a damaged checkpoint."""
 
 
 # safetensors dtype names -> torch dtypes
@@ -82,6 +83,7 @@ class _Reader:
 
     def __init__(self, model_dir):
         self.model_dir = Path(model_dir)
+        checksums.check(self.model_dir)
         self.tensors = {}  # name -> (open file, dtype/shape/offsets, where data starts)
         self._handles = []
         for path in checkpoint_files(self.model_dir):

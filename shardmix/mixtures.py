@@ -155,6 +155,14 @@ def validation_sample(scored: dict[str, str] | list[str], sample: dict | None, s
     for weighted, need in ((True, want_weighted - have_weighted),
                            (False, sample["count"] - want_weighted - (len(kept) - have_weighted))):
         rest = [m for m in pool if is_weighted(m) == weighted and m not in picks]
+        if weighted and len(rest) < need:
+            sizes = sorted({len(members(m)) for m in scored if is_weighted(m)})
+            raise MixtureError(
+                f"validation.random.weighted asks for {want_weighted} weighted mixtures of "
+                f"{'/'.join(map(str, sample['sizes']))} members (validation.random.sizes), but the run scores only "
+                f"{have_weighted + len(rest)} such (its weighted mixtures have "
+                f"{'/'.join(map(str, sizes)) or 'no'} members); add sizes to validation.random.sizes or weighted "
+                "mixtures of those sizes (mixtures.weighted, mixtures.dirichlet, mixtures.grid)")
         picks += rest[:max(0, need)]
     return picks
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from shardmix import atomic, faults
+from shardmix import atomic, checksums, faults
 
 
 class ModelError(ValueError):
@@ -44,13 +44,36 @@ def build_llama(arch: dict, tok) -> torch.nn.Module:
     return LlamaForCausalLM(config)
 
 
+REMOTE_CODE_FILES = ("config.json", "tokenizer_config.json")
+
+
+def refuse_remote_code(path: str | Path) -> None:
+    """A folder whose config asks transformers to import its own Python (`auto_map`) is refused:
+    shardmix loads every model and tokenizer with trust_remote_code=False and says so up front,
+    rather than letting transformers ask on a terminal or fail halfway through a run."""
+    for name in REMOTE_CODE_FILES:
+        file = Path(path) / name
+        if not file.is_file():
+            continue
+        try:
+            data = json.loads(file.read_text())
+        except (OSError, ValueError):
+            continue  # an unreadable config is reported by whatever reads it
+        if isinstance(data, dict) and "auto_map" in data:
+            raise ModelError(f"{file}: 'auto_map' asks to run the folder's own Python code "
+                             f"({', '.join(sorted(map(str, data['auto_map'])))}); shardmix never runs code from a "
+                             "model folder (trust_remote_code=False). Use a model type that transformers ships, "
+                             "or remove auto_map if the folder's type is one")
+
+
 def load_config(path: str | Path):
     from transformers import AutoConfig
     from transformers.models.auto.modeling_auto import (MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
                                                         MODEL_FOR_MASKED_LM_MAPPING_NAMES)
 
+    refuse_remote_code(path)
     try:
-        config = AutoConfig.from_pretrained(str(path), local_files_only=True)
+        config = AutoConfig.from_pretrained(str(path), local_files_only=True, trust_remote_code=False)
     except Exception as e:  # OSError, ValueError, JSON errors: all mean "not a model folder"
         raise ModelError(f"{path}: not a Hugging Face model directory ({e})") from None
     if config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
@@ -128,8 +151,10 @@ def load_causal_lm(path: str | Path) -> torch.nn.Module:
     from transformers import AutoModelForCausalLM
 
     load_config(path)
+    checksums.check(path)
     try:
-        return AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, dtype=torch.float32)
+        return AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, dtype=torch.float32,
+                                                    trust_remote_code=False, use_safetensors=True)
     except Exception as e:
         raise ModelError(f"{path}: could not load as a causal language model ({e})") from None
 
@@ -138,7 +163,7 @@ def skeleton(path: str | Path) -> torch.nn.Module:
     """An fp32 model with the architecture of the checkpoint at `path`; weights are filled later."""
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_config(load_config(path), dtype=torch.float32)
+    return AutoModelForCausalLM.from_config(load_config(path), dtype=torch.float32, trust_remote_code=False)
 
 
 def context_length(model) -> int:
@@ -155,3 +180,23 @@ def save(model, tok, out_dir: str | Path, dtype: torch.dtype = torch.float32, ex
         tok.save_pretrained(str(tmp))
         for name, data in (extra or {}).items():
             (tmp / name).write_text(json.dumps(data, indent=2) + "\n")
+
+
+def convert(path: str | Path, tokenizer_path: str | Path, out_dir: str | Path) -> torch.dtype:
+    """Save a PyTorch .bin checkpoint as safetensors in its own dtype, with its tokenizer.
+    transformers reads .bin files with torch.load(weights_only=True): tensors only, so a pickled
+    payload is refused, never run."""
+    from transformers import AutoModelForCausalLM
+
+    from shardmix import tokenizer
+
+    load_config(path)  # refuses a folder that asks to run its own code
+    try:
+        lm = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, dtype="auto",
+                                                  trust_remote_code=False)
+    except Exception as e:  # an UnpicklingError for a .bin file that holds anything but tensors
+        raise ModelError(f"{path}: could not load its PyTorch checkpoint as plain tensors "
+                         f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+    dtype = next(p.dtype for p in lm.parameters() if p.is_floating_point())
+    save(lm, tokenizer.load(str(tokenizer_path)), out_dir, dtype=dtype)
+    return dtype

@@ -6,14 +6,34 @@ from pathlib import Path
 
 import pandas as pd
 
+from shardmix import checksums
+
 # `weights`: member weights in the order of `shards`; `method`: how a merged model was merged
 COLUMNS = ["model", "kind", "shards", "weights", "method", "eval_set", "tokens", "bytes", "nll", "ppl", "bpb"]
 KIND_ORDER = {"seed": 0, "shard": 1, "merged": 2, "full": 3}
 
 
+def read_batch(path: Path) -> pd.DataFrame:
+    """One evaluation job's scores, checked against its seal and its columns; a damaged batch is
+    set aside (the next run scores it again) and named."""
+    checksums.check(path)
+    try:
+        frame = pd.read_csv(path, keep_default_na=False, dtype={"weights": str})
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as e:  # EmptyDataError is a ValueError
+        aside = checksums.set_aside(path)
+        raise checksums.DamagedArtifact(f"{path}: damaged score batch ({e}); moved to {aside}; rerun snakemake, "
+                                        "which scores the batch again") from None
+    missing = [c for c in COLUMNS if c not in frame.columns]
+    if missing or frame.empty:
+        why = f"no column {', '.join(missing)}" if missing else "no rows"
+        aside = checksums.set_aside(path)
+        raise checksums.DamagedArtifact(f"{path}: damaged score batch ({why}); moved to {aside}; rerun snakemake, "
+                                        "which scores the batch again")
+    return frame
+
+
 def collect(scores_dir: str, groups: list[str], batches: list[str]) -> pd.DataFrame:
-    frames = [pd.read_csv(Path(scores_dir) / g / f"{b}.csv", keep_default_na=False, dtype={"weights": str})
-              for g in groups for b in batches]
+    frames = [read_batch(Path(scores_dir) / g / f"{b}.csv") for g in groups for b in batches]
     table = pd.concat(frames, ignore_index=True)[COLUMNS]
     dupes = table.duplicated(["model", "eval_set"])
     if dupes.any():

@@ -41,12 +41,17 @@ def shard_key(doc: Document, index: int, spec: dict) -> str:
     return str(value)
 
 
+class EmptySource(CorpusError):
+    """A source without a single document of text."""
+
+
 def group_tokens(docs: Iterable[Document], tok, spec: dict) -> tuple[dict, dict]:
     """Token stream per shard name, and the number of documents in each."""
     dtype = token_files.dtype_for(len(tok))
     streams: dict[str, list[np.ndarray]] = defaultdict(list)
     counts: dict[str, int] = defaultdict(int)
     raw_of: dict[str, str] = {}
+    folded: dict[str, str] = {}
     pending: list[tuple[str, str]] = []
 
     def flush():
@@ -64,6 +69,11 @@ def group_tokens(docs: Iterable[Document], tok, spec: dict) -> tuple[dict, dict]
         if raw_of.setdefault(name, raw) != raw:
             raise CorpusError(f"{doc.where}: shard keys {raw_of[name]!r} and {raw!r} both become the shard "
                               f"name {name!r}; rename one of them in the corpus")
+        # files of both would be one file on a case-insensitive file system (macOS, Windows)
+        if folded.setdefault(name.casefold(), name) != name:
+            raise CorpusError(f"{doc.where}: shard names {folded[name.casefold()]!r} and {name!r} differ only in "
+                              "case, and their files would collide on a case-insensitive file system; rename one "
+                              "of them in the corpus")
         if doc.text:
             pending.append((name, doc.text))
         if len(pending) >= ENCODE_BATCH:
@@ -71,7 +81,7 @@ def group_tokens(docs: Iterable[Document], tok, spec: dict) -> tuple[dict, dict]
     if pending:
         flush()
     if not streams:
-        raise CorpusError("the corpus holds no text")
+        raise EmptySource("the corpus holds no text")
     return {n: np.concatenate(s) for n, s in streams.items()}, dict(counts)
 
 

@@ -29,8 +29,14 @@ def train_bpe(texts: Iterable[str], vocab_size: int, out_dir: str):
 def load(path: str):
     from transformers import AutoTokenizer
 
+    from shardmix.model import ModelError, refuse_remote_code
+
     try:
-        tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        refuse_remote_code(path)
+    except ModelError as e:
+        raise ValueError(str(e)) from None
+    try:
+        tok = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
     except Exception as e:  # transformers raises OSError/ValueError/... for a folder it cannot use
         raise ValueError(f"{path}: not a Hugging Face tokenizer directory ({e})") from None
     if tok.eos_token_id is None:
@@ -45,14 +51,24 @@ PIECE_CHARS = 1 << 16
 BATCH_CHARS = 1 << 19
 
 
-def _pieces(text: str) -> list[str]:
-    """`text` cut after a newline (or, failing that, a space) near every PIECE_CHARS characters."""
+# Training holds a document's pre-tokenized words at once (about 100 bytes per byte of text):
+# documents longer than this are fed in pieces. Shorter ones, nearly all, go in whole, so the
+# tokenizer of a corpus without huge documents is what it always was.
+TRAIN_PIECE_CHARS = 1 << 20
+
+
+def training_pieces(text: str) -> list[str]:
+    return _pieces(text, TRAIN_PIECE_CHARS)
+
+
+def _pieces(text: str, size: int = PIECE_CHARS) -> list[str]:
+    """`text` cut after a newline (or, failing that, a space) near every `size` characters."""
     pieces, start = [], 0
-    while len(text) - start > PIECE_CHARS:
-        end = start + PIECE_CHARS
-        cut = text.rfind("\n", start + PIECE_CHARS // 2, end)
+    while len(text) - start > size:
+        end = start + size
+        cut = text.rfind("\n", start + size // 2, end)
         if cut < 0:
-            cut = text.rfind(" ", start + PIECE_CHARS // 2, end)
+            cut = text.rfind(" ", start + size // 2, end)
         end = cut + 1 if cut >= 0 else end
         pieces.append(text[start:end])
         start = end

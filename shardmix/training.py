@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from shardmix import atomic, faults
+from shardmix import atomic, checksums, faults
 from shardmix.model import autocast
 
 
@@ -81,9 +81,8 @@ def train(model, sources: list[np.ndarray], tokens_per_source: list[int], cfg: d
     log = {"label": label, "steps": steps, "batch_size": batch, "context": context, "source_use": use,
            "loss": [], "lr": [], "tokens_seen": []}
     for i, u in enumerate(use):
-        if u["passes"] > 1:
-            print(f"[{label}] source {i}: its share ({u['windows']} windows) exceeds its {u['available_windows']} "
-                  f"training windows; cycling its data {u['passes']:.2f} times", file=sys.stderr, flush=True)
+        if u["windows"] > u["available_windows"]:
+            print(f"[{label}] source {i}: " + _reuse(u["windows"], u["available_windows"]), file=sys.stderr, flush=True)
     from shardmix.corpus import fingerprint
 
     identity = [fingerprint(p) for p in inputs]
@@ -131,36 +130,99 @@ def _source_use(sources, windows, context) -> list[dict]:
     return out
 
 
+def _reuse(need: int, available: int) -> str:
+    """How a share larger than its source is drawn, in words that stay true near one pass."""
+    extra = need - available
+    if extra < available:
+        return (f"its share ({need} windows of context + 1 tokens) is {extra} more than its {available} windows; "
+                f"{extra} of them are drawn twice")
+    return f"its share ({need} windows) exceeds its {available} windows; cycling its data {need / available:.2f} times"
+
+
 def _run_key(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
 class _ResumeState:
-    """One resumable training state on disk, written whole (temp file, then rename)."""
+    """One resumable training state on disk: tensors in safetensors, everything else in JSON.
+
+    Nothing in it is unpickled, so a state planted in a shared results folder cannot run code.
+    `state.json` is written last and names its tensor file and that file's SHA-256: a state is
+    used only when the JSON says it is this run's (key) and the tensors match their checksum; a
+    damaged or foreign state is named and set aside, and training starts over.
+    """
 
     def __init__(self, folder, key: str):
-        self.path = Path(folder) / "state.pt" if folder else None
+        self.folder = Path(folder) if folder else None
         self.key = key
 
     def load(self, model, opt, log, device) -> tuple[int, int, float]:
         """Restore a saved state of this run: (next step, tokens seen, seconds spent)."""
-        if self.path is None or not self.path.exists():
+        if self.folder is None or not self.folder.exists():
             return 0, 0, 0.0
-        saved = torch.load(self.path, map_location=device, weights_only=False)
-        if saved.get("key") != self.key:
-            print(f"ignoring {self.path}: saved by a run with other settings", file=sys.stderr)
+        index = self.folder / "state.json"
+        if (self.folder / "state.pt").exists():
+            print(f"ignoring {self.folder / 'state.pt'}: pickled resume states (earlier shardmix versions) are never "
+                  "loaded; training starts over", file=sys.stderr, flush=True)
+        if not index.exists():
             return 0, 0, 0.0
-        model.load_state_dict(saved["model"])
-        opt.load_state_dict(saved["optimizer"])
+        try:
+            saved = json.loads(index.read_text())
+            if saved.get("key") != self.key:
+                print(f"ignoring {self.folder}: saved by a run with other settings", file=sys.stderr, flush=True)
+                return 0, 0, 0.0
+            tensors = self.folder / saved["tensors"]
+            if tensors.parent != self.folder or checksums.sha256_file(tensors) != saved["sha256"]:
+                raise ValueError(f"{tensors.name} does not match its checksum in state.json")
+            from safetensors.torch import load_file
+
+            flat = load_file(str(tensors), device=str(device))
+            weights = {k[len("model."):]: v for k, v in flat.items() if k.startswith("model.")}
+            weights.update({alias: weights[same] for alias, same in saved.get("aliases", {}).items()})
+            model.load_state_dict(weights)
+            opt.load_state_dict(_optimizer_state(flat, saved["param_groups"]))
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:
+            print(f"ignoring {self.folder}: damaged resume state ({e}); training starts over", file=sys.stderr,
+                  flush=True)
+            return 0, 0, 0.0
         log.update(saved["log"], resumed_from_step=saved["step"], resumed_tokens=saved["tokens"])
-        print(f"[{log['label']}] resumed from step {saved['step']} ({self.path})", file=sys.stderr, flush=True)
+        print(f"[{log['label']}] resumed from step {saved['step']} ({self.folder})", file=sys.stderr, flush=True)
         return saved["step"], saved["tokens"], saved["seconds"]
 
     def save(self, model, opt, log, step: int, tokens: int, seconds: float) -> None:
-        with atomic.file(self.path) as tmp:
-            torch.save({"key": self.key, "step": step, "tokens": tokens, "seconds": seconds,
-                        "model": model.state_dict(), "optimizer": opt.state_dict(),
-                        "log": {k: log[k] for k in ("loss", "lr", "tokens_seen")}}, tmp)
+        from safetensors.torch import save_file
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        state = opt.state_dict()
+        flat, aliases, first = {}, {}, {}
+        for k, v in model.state_dict().items():
+            same = first.setdefault((v.data_ptr(), v.dtype, tuple(v.shape), v.stride()), k)
+            if same != k:  # a tied weight (embedding and LM head): stored once
+                aliases[k] = same
+            else:
+                flat[f"model.{k}"] = v.detach().contiguous()
+        for index, values in state["state"].items():
+            flat.update({f"optimizer.{index}.{k}": torch.as_tensor(v).contiguous() for k, v in values.items()})
+        name = f"state-{step}.safetensors"
+        with atomic.file(self.folder / name, seal=False) as tmp:
+            save_file(flat, str(tmp))
+        atomic.write_text(self.folder / "state.json", seal=False, text=json.dumps(
+            {"key": self.key, "step": step, "tokens": tokens, "seconds": seconds, "tensors": name,
+             "sha256": checksums.sha256_file(self.folder / name), "aliases": aliases,
+             "param_groups": state["param_groups"],
+             "log": {k: log[k] for k in ("loss", "lr", "tokens_seen")}}))
+        for old in self.folder.glob("state-*.safetensors"):  # the JSON names the new one now
+            if old.name != name:
+                old.unlink()
+
+
+def _optimizer_state(flat: dict, param_groups: list) -> dict:
+    state: dict[int, dict] = {}
+    for name, value in flat.items():
+        if name.startswith("optimizer."):
+            _, index, key = name.split(".", 2)
+            state.setdefault(int(index), {})[key] = value
+    return {"state": state, "param_groups": param_groups}
 
 
 def _batch(sources, rows, context, device):

@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 import torch
-from conftest import copy_project, snakemake, stdlib_documents, tiny_config, write_config, write_jsonl
+from conftest import copy_project, planned_jobs, snakemake, stdlib_documents, tiny_config, write_config, write_jsonl
 
 from shardmix import config as shardmix_config
 from shardmix import merge, sharding
@@ -281,3 +281,129 @@ def test_tokenizer_larger_than_the_embedding_or_missing_is_refused(tmp_path):
     (torch_only / "pytorch_model.bin").unlink()
     with pytest.raises(models.ModelError, match="no weights"):
         models.check_pretrained(torch_only, torch_only)
+
+
+def test_a_damaged_or_mislabelled_gzip_file_is_named_with_its_line(tmp_path):
+    records = [{"text": f"line {i} " * 40, "domain": "a"} for i in range(400)]
+    good = tmp_path / "c.jsonl.gz"
+    with gzip.open(good, "wt") as f:
+        f.writelines(json.dumps(r) + "\n" for r in records)
+    assert len(list(read_documents({"path": str(good)}))) == 400
+    truncated = tmp_path / "cut.jsonl.gz"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(CorpusError, match=rf"{truncated}:\d+: the compressed file ends before its end \(truncated\?\)"):
+        list(read_documents({"path": str(truncated)}))
+    plain = tmp_path / "plain.jsonl.gz"
+    plain.write_text(json.dumps(records[0]) + "\n")
+    with pytest.raises(CorpusError, match=rf"{plain}:1: the compressed file is not valid gzip .*name it without .gz"):
+        list(read_documents({"path": str(plain)}))
+
+
+def test_shard_names_that_differ_only_in_case_are_refused():
+    docs = [Document("a", {"domain": "MAN8"}, "c.jsonl:1"), Document("b", {"domain": "man8"}, "c.jsonl:2")]
+    with pytest.raises(CorpusError, match=r"c\.jsonl:2: shard names 'MAN8' and 'man8' differ only in case"):
+        sharding.group_tokens(docs, _tok(), {"method": "field", "field": "domain"})
+
+
+def test_an_empty_source_is_named_by_its_key_and_file(tmp_path, cfg, data_dir):
+    empty = write_jsonl(tmp_path / "empty.jsonl", [{"text": "", "domain": "json"}])
+    cfg["corpus"] = [{"name": "corpus", "path": str(data_dir / "corpus.jsonl"), "sharding": {"include": ["json"]}},
+                     {"name": "blank", "path": str(empty)}]
+    cfg["sharding"].pop("include")
+    work = copy_project(tmp_path / "p")
+    write_config(work, cfg)
+    proc = snakemake(work, "results/corpus/blank/manifest.json", check=False)
+    assert proc.returncode != 0
+    log = (work / "logs/split_source/blank.log").read_text()
+    assert f"ERROR: corpus[1].path: {empty} holds no text (no document with a non-empty 'text' field)" in log
+
+
+def test_a_pretrained_model_sets_no_seed_data_aside_unless_asked(cfg):
+    cfg["model"] = {"source": "pretrained", "path": "/models/lm"}
+    cfg["tokenizer"] = {"source": "pretrained"}
+    cfg["sharding"].pop("seed_fraction")
+    assert shardmix_config.validate(cfg)["sources"][0]["sharding"]["seed_fraction"] == 0
+    cfg["sharding"]["seed_fraction"] = 0.2
+    assert shardmix_config.validate(cfg)["sources"][0]["sharding"]["seed_fraction"] == 0.2
+    cfg["model"] = {"hidden_size": 32, "layers": 1, "heads": 2, "ffn_size": 64, "context": 32}
+    cfg["tokenizer"] = {"vocab_size": 512}
+    cfg["sharding"].pop("seed_fraction")
+    assert shardmix_config.validate(cfg)["sources"][0]["sharding"]["seed_fraction"] == 0.5  # a seed to pretrain
+
+
+def test_a_weighted_validation_sample_that_cannot_be_drawn_says_why():
+    from shardmix import mixtures
+
+    scored = {"a+b": "subset", "a+c": "subset", "a@0.25+b@0.25+c@0.5": "weighted"}
+    sample = {"count": 3, "sizes": [2], "seed": 0, "weighted": 2}
+    with pytest.raises(mixtures.MixtureError, match=r"validation.random.weighted asks for 2 weighted mixtures of 2 "
+                                                     r"members .* scores only 0 such \(its weighted mixtures have 3 "
+                                                     "members\\)"):
+        mixtures.validation_sample(scored, sample, ["a", "b", "c"])
+    sample["sizes"] = [2, 3]
+    sample["weighted"] = 1
+    assert "a@0.25+b@0.25+c@0.5" in mixtures.validation_sample(scored, sample, ["a", "b", "c"])
+
+
+def test_huge_documents_train_the_tokenizer_in_pieces_and_others_whole():
+    from shardmix import tokenizer
+
+    small = "x = 1\n" * 1000
+    assert tokenizer.training_pieces(small) == [small]
+    huge = "def f():\n    return 1\n" * (3 * tokenizer.TRAIN_PIECE_CHARS // 22)
+    pieces = tokenizer.training_pieces(huge)
+    assert "".join(pieces) == huge and len(pieces) >= 3
+    assert all(len(p) <= tokenizer.TRAIN_PIECE_CHARS and p.endswith("\n") for p in pieces[:-1])
+
+
+def test_one_pass_over_the_data_is_not_reported_as_cycling():
+    from shardmix.training import _reuse
+
+    assert _reuse(1656, 1655) == ("its share (1656 windows of context + 1 tokens) is 1 more than its 1655 windows; "
+                                  "1 of them are drawn twice")
+    assert _reuse(3000, 1000) == "its share (3000 windows) exceeds its 1000 windows; cycling its data 3.00 times"
+
+
+def _readme_config() -> str:
+    from conftest import ROOT
+
+    text = (ROOT / "README.md").read_text()
+    return text.split("## Your own corpus and model", 1)[1].split("```yaml", 1)[1].split("```", 1)[0]
+
+
+def test_the_readme_example_config_plans_as_written(tmp_path):
+    """The README's own config, its data made where it points and its model path swapped for a
+    tiny local model: a dry run plans its splits and nothing fails."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    model, _ = _checkpoint(tmp_path, "my-lm")
+    work = copy_project(tmp_path / "p")
+    docs = [d for pkg in ("json", "email") for d in stdlib_documents(pkg, 20_000)]
+    data = work / "data"
+    data.mkdir()
+    with gzip.open(data / "web.jsonl.gz", "wt") as f:
+        for d, domain in zip(docs, ["news", "forums"] * len(docs)):
+            f.write(json.dumps({"text": d["text"], "domain": domain}) + "\n")
+    pq.write_table(pa.table({"text": [d["text"] for d in docs], "language": ["python"] * len(docs)}),
+                   data / "code.parquet")
+    write_jsonl(data / "benchmark.jsonl", stdlib_documents("http", 8_000))
+    (work / "my.yaml").write_text(_readme_config().replace("/models/my-lm", str(model)))
+    proc = snakemake(work, "--dry-run", "--configfile", "my.yaml")
+    # the split is a checkpoint: a dry run plans the first source's; the rest follow once it ran
+    assert planned_jobs(proc) == {"split_source": 1, "all": 1}
+
+
+def test_make_run_writes_the_report_into_the_configs_results_folder(tmp_path, cfg):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    cfg["results"] = "runs/mine"
+    (tmp_path / "my.yaml").write_text(json.dumps(cfg))
+    out = subprocess.run([sys.executable, "-m", "shardmix.config", "results", str(tmp_path / "my.yaml")], cwd=ROOT,
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "runs/mine"
+    assert '--report "$$($(BIN)/python -m shardmix.config results $(CONFIG))/report.html"' in \
+        (ROOT / "Makefile").read_text()

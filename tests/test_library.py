@@ -254,7 +254,7 @@ def test_training_killed_midway_resumes_to_the_same_weights(tmp_path):
     proc = subprocess.run([sys.executable, "-c", CRASHING_TRAINER.format(root=tests, folder=folder)], env=env,
                           start_new_session=True, capture_output=True, text=True)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
-    assert (tmp_path / "resume/state.pt").exists()
+    assert (tmp_path / "resume/state.json").exists() and (tmp_path / "resume/state-6.safetensors").exists()
     other_seed = tmp_path / "seed.bin"
     other_seed.write_bytes(b"a retrained seed")
     _, fresh = _resumable_run(folder, 0, inputs=[other_seed])  # another input: the state is not its own

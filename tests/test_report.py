@@ -46,11 +46,31 @@ def browser():
     driver.quit()
 
 
+def _click(browser, element, timeout=10.0):
+    """Click once the element can take the click: scrolled into view, enabled, and nothing drawn
+    on top of it (the report animates its panels: a click during that lands on another element)."""
+    from selenium.common.exceptions import ElementClickInterceptedException
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    deadline = time.time() + timeout
+    while True:
+        browser.execute_script("arguments[0].scrollIntoView({block: 'center', inline: 'center'})", element)
+        WebDriverWait(browser, timeout).until(expected_conditions.element_to_be_clickable(element))
+        try:
+            element.click()
+            return
+        except ElementClickInterceptedException:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def _open_category(browser, url, category):
     from selenium.webdriver.common.by import By
 
     browser.get(url)
-    browser.find_element(By.XPATH, f"//*[normalize-space(text())='{category}']").click()
+    _click(browser, browser.find_element(By.XPATH, f"//*[normalize-space(text())='{category}']"))
 
 
 def _row(browser, path):
@@ -76,7 +96,7 @@ def _click_until(browser, element, ready, tries=3):
     browser.implicitly_wait(0)
     try:
         for _ in range(tries):
-            element.click()
+            _click(browser, element)
             for handle in set(browser.window_handles) - {main}:
                 browser.switch_to.window(handle)
                 browser.close()

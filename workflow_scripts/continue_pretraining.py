@@ -8,11 +8,11 @@ import shutil
 
 from shardmix import model as models
 from shardmix import tokenizer, tokens, training
-from shardmix.jobs import fail, job_args, job_device
+from shardmix.jobs import RECORD, fail, job_args, job_device, record
 
 args = job_args()
 resume_dir = f"{args['out']}.resume"
-tok = tokenizer.load(args["seed"])
+tok = tokenizer.load(args.get("tokenizer", args["seed"]))
 device = job_device()
 lm = models.load_causal_lm(args["seed"])
 try:
@@ -29,6 +29,7 @@ log = training.train(lm, sources, budgets, args["training"], context, device, la
                      resume_dir=resume_dir, checkpoint_every=args.get("checkpoint_every", 0),
                      log_every=args.get("log_every", 10), inputs=[args["seed"], *args["sources"]])
 log["sources"] = args["sources"]
-models.save(lm.cpu(), tok, args["out"], dtype=dtype, extra={"train_log.json": log}, label=args["label"])
+models.save(lm.cpu(), tok, args["out"], dtype=dtype, extra={"train_log.json": log, RECORD: record()},
+            label=args["label"])
 shutil.rmtree(resume_dir, ignore_errors=True)
 print(f"done: {log['tokens']} tokens in {log['seconds']}s ({log['tokens_per_second']} tokens/s)")

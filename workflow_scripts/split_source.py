@@ -14,6 +14,9 @@ provenance = {"source": source["name"], "path": source["path"], "revision": sour
 try:
     manifest = sharding.split_source(corpus.read_documents(source, origin=source["key"]), tok, source["sharding"],
                                      args["tokens_dir"], args["manifest"], provenance)
+except sharding.EmptySource:
+    fail(f"{source['key']}.path: {source['path']} holds no text (no document with a non-empty "
+         f"'{source.get('text_field', 'text')}' field); check the file and {source['key']}.text_field")
 except corpus.CorpusError as e:
     fail(str(e))
 for name, info in manifest["shards"].items():

@@ -12,5 +12,5 @@ try:
 except CorpusError as e:
     fail(str(e))
 ids = np.concatenate(tokenizer.encode_documents(tok, texts)) if texts else np.zeros(0, dtype=np.int64)
-tokens.save(args["out"], ids, len(tok))
+tokens.save(args["out"], ids, len(tok), seal=True)
 print(f"{args['spec']['name']}: {len(texts)} documents, {len(ids)} tokens")

@@ -29,7 +29,7 @@ def texts(limit):
             if rate < 1.0 and zlib.crc32(str(i).encode()) / 2**32 >= rate:
                 continue
             used += len(doc.text.encode("utf-8"))
-            yield doc.text
+            yield from tokenizer.training_pieces(doc.text)
 
 
 try:
