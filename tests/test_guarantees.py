@@ -151,12 +151,15 @@ def test_a_run_killed_while_training_saving_and_evaluating_finishes_like_an_unin
 
 
 def test_a_damaged_checkpoint_is_named_before_it_is_merged(pipeline, tmp_path):
-    from shardmix import merge
+    from shardmix import checksums, merge
 
     model = tmp_path / "json"
     shutil.copytree(pipeline / "results/models/shards/json", model)
     weights = model / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:-1000])
+    with pytest.raises(checksums.DamagedArtifact, match=rf"{model}: damaged \(model.safetensors does not match"):
+        merge.merge_into(None, [model])
+    (model / checksums.SUMS).unlink()  # a checkpoint without a seal: its header is still checked
     with pytest.raises(merge.MergeError, match=rf"{weights}: damaged or truncated checkpoint .*delete {model} and "
                                                "rerun snakemake"):
         merge.merge_into(None, [model])
@@ -175,3 +178,15 @@ def test_own_config_file_inherits_nothing_from_the_demo(tmp_path, data_dir):
     empty = snakemake(work, "--report", "results/report.html", "--configfile", str(tmp_path / "my.yaml"), check=False)
     assert empty.returncode != 0 and "nothing to report" in empty.stdout + empty.stderr
     assert not (work / "results/report.html").exists()
+
+
+def test_removing_a_scored_shard_says_what_is_scored_again(pipeline, tmp_path, data_dir):
+    work = _grown(pipeline, tmp_path, "removed")
+    config = tiny_config(data_dir)
+    config["sharding"]["include"].remove("http")
+    config["mixtures"]["weighted"] = []
+    config["validation"]["explicit"] = [["json", "email"]]
+    write_config(work, config)
+    proc = snakemake(work, "--dry-run")
+    assert "WARNING: shard(s) or eval set(s) http left the run after they were scored" in proc.stderr, proc.stderr
+    assert "Only time is spent: a mixture's scores do not change" in proc.stderr
