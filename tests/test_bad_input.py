@@ -407,3 +407,31 @@ def test_make_run_writes_the_report_into_the_configs_results_folder(tmp_path, cf
     assert out.stdout.strip() == "runs/mine"
     assert '--report "$$($(BIN)/python -m shardmix.config results $(CONFIG))/report.html"' in \
         (ROOT / "Makefile").read_text()
+
+
+def test_a_model_folder_without_a_tokenizer_trains_with_tokenizer_path(tmp_path, cfg):
+    """model.path without tokenizer files and tokenizer.path elsewhere: shard models are trained
+    and saved with that tokenizer, not an empty one read from the model folder."""
+    from transformers import AutoTokenizer
+
+    from shardmix import checksums
+
+    model, _ = _checkpoint(tmp_path, "lm")
+    tok_dir = tmp_path / "tok"
+    tok_dir.mkdir()
+    for f in model.iterdir():
+        if f.name.startswith(("tokenizer", "special_tokens")):
+            shutil.move(str(f), tok_dir / f.name)
+    (model / checksums.SUMS).unlink()  # a user's folder
+    cfg["model"] = {"source": "pretrained", "path": str(model)}
+    cfg["tokenizer"] = {"source": "pretrained", "path": str(tok_dir)}
+    cfg["sharding"]["include"] = ["json"]
+    cfg["evaluation"]["min_tokens"] = 64
+    work = copy_project(tmp_path / "p")
+    write_config(work, cfg)
+    snakemake(work, "results/corpus/corpus/manifest.json")  # the split first: it names the shards
+    snakemake(work, "results/models/shards/json")
+    saved = AutoTokenizer.from_pretrained(str(work / "results/models/shards/json"), local_files_only=True)
+    expected = AutoTokenizer.from_pretrained(str(tok_dir), local_files_only=True)
+    assert len(saved) == len(expected) == 300
+    assert saved("def hello(): pass")["input_ids"] == expected("def hello(): pass")["input_ids"] != []
