@@ -410,7 +410,7 @@ def _training_tokenizer():
     """Where a continued pretraining finds its tokenizer: the seed's folder, unless a pretrained
     model's folder holds none (tokenizer.path names another): then that folder, named in the
     arguments (only then, so runs that always worked keep their parameters)."""
-    from shardmix.model import TOKENIZER_FILES
+    from shardmix.tokenizer import TOKENIZER_FILES
 
     if PRETRAINED and not PRETRAINED["convert"] and \
             not any(os.path.exists(os.path.join(SEED_MODEL, f)) for f in TOKENIZER_FILES):

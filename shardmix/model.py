@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from shardmix import atomic, checksums, faults
+from shardmix.tokenizer import TOKENIZER_FILES
 
 
 class ModelError(ValueError):
@@ -90,8 +91,6 @@ def load_config(path: str | Path):
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
 TORCH_WEIGHT_FILES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model",
-                   "sentencepiece.bpe.model")
 
 
 def check_pretrained(path: str | Path, tokenizer_path: str | Path) -> dict:

@@ -7,6 +7,9 @@ from typing import Iterable
 import numpy as np
 
 EOS = "<|endoftext|>"
+# files of which a folder holds at least one when it holds a Hugging Face tokenizer
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model",
+                   "sentencepiece.bpe.model")
 
 
 def train_bpe(texts: Iterable[str], vocab_size: int, out_dir: str):
