@@ -9,8 +9,8 @@ from snakemake.exceptions import WorkflowError
 sys.path.insert(0, workflow.basedir)
 from shardmix import checksums
 from shardmix import config as shardmix_config
-from shardmix import jobs as shardmix_jobs
 from shardmix import corpus as shardmix_corpus
+from shardmix import jobs as shardmix_jobs
 from shardmix import mixtures as shardmix_mixtures
 from shardmix import naming
 from shardmix.naming import method_spec, needs_seed
@@ -185,8 +185,8 @@ def split_spec(name):
 
 
 def _read_json(path):
-    """A JSON file the workflow reads at parse time, checked against its seal and named when
-    damaged; what to do depends on what it holds, so the caller says it (`remedy`)."""
+    """A JSON file the workflow reads at parse time, checked against its seal; a damaged one
+    raises DamagedRecord naming it, and the caller, who knows what it holds, says what to do."""
     why = checksums.verify(path)
     if why is None:
         try:
@@ -335,6 +335,7 @@ def train_tokens(shard):
 
 def shard_data(shard):
     """What a shard model is trained from: its source's split, or the selection that made it."""
+    force_rebuilds()
     return f"{SELECTION}/shards/{shard}" if shard in SELECTIONS else manifest(shard_source(shard))
 
 
@@ -520,6 +521,7 @@ def validation_picks():
 
 
 def score_files():
+    force_rebuilds()
     return [f"{SCORES}/{g}/{b}.csv" for g in eval_groups() for b in batches()]
 
 
@@ -557,6 +559,8 @@ def _rebuilds():
     for damage in checksums.scan(R):
         print(f"WARNING: {damage}; it is rebuilt", file=sys.stderr)
         found.add(str(damage.path))
+    if not all(os.path.exists(manifest(s)) for s in SOURCES):
+        return found  # models follow the splits: compared once every source is split
     planned = {shard_model(s): args(**shard_training(s)) for s in [*shard_sources(), *SELECTIONS]}
     known = set(shard_sources()) | set(SELECTIONS)
     if os.path.isdir(f"{MODELS}/full"):
@@ -582,11 +586,23 @@ def _warn_removed_shards():
               file=sys.stderr)
 
 
+_FORCED = set()  # the DAGs (one per Snakemake invocation) given their rebuilds
+
+
+def force_rebuilds():
+    """Have Snakemake rebuild what `_rebuilds` finds, once per DAG. Called from the input
+    functions of `all` and of the rules that read models, token files and scores, so a run
+    toward any of their outputs checks too. Forced, not targeted: a damaged or stale artifact no
+    job of this run needs is left alone."""
+    if id(workflow.dag) not in _FORCED:
+        _FORCED.add(id(workflow.dag))
+        workflow.dag.forcefiles.update(_rebuilds())
+
+
 def final_outputs(wildcards):
     shards()
     _warn_removed_shards()
-    # forced, not targeted: a damaged or stale artifact no job of this run needs is left alone
-    workflow.dag.forcefiles.update(_rebuilds())
+    force_rebuilds()
     outputs = [f"{R}/scores.csv", f"{R}/scores.html", f"{R}/plots/heatmap.png", f"{R}/plots/ranking.png",
                f"{CORPUS}/shards.csv", EVAL_GROUPS_RECORD]
     if CFG["validation"]["random"]:

@@ -3,6 +3,7 @@
 
 
 def eval_inputs(wildcards):
+    force_rebuilds()
     entries = batches()[wildcards.batch]
     return {
         "models": sorted({d for e in entries for d in e["dirs"] + [(e.get("merge") or {}).get("seed")] if d}),
