@@ -78,7 +78,7 @@ def seal_dir(folder: str | Path) -> None:
 def seal_file(path: str | Path, written: str | Path) -> None:
     """Write `<path>.sha256` for the finished bytes at `written` (the temp file renamed to `path` next)."""
     path = Path(path)
-    sidecar = path.with_name(path.name + SIDECAR)
+    sidecar = _sidecar(path)
     tmp = sidecar.with_name(sidecar.name + ".partial")
     tmp.write_text(_line(sha256_file(written), path.name))
     os.replace(tmp, sidecar)
@@ -145,14 +145,16 @@ _checked: dict[tuple, None] = {}  # (artifact, seal time, sizes and times of its
 
 def check(path: str | Path, member: str | Path | None = None) -> None:
     """Hash every byte of the artifact at `path` (or only `member`, a file inside the sealed
-    folder `path`) against its seal; a damaged one is set aside and DamagedArtifact raised."""
+    folder `path`) against its seal; for a damaged one, the file to blame is marked for the next
+    scan and DamagedArtifact raised. Each artifact is hashed once per process while its files'
+    sizes and times stay the same."""
     path = Path(path)
     if not path.exists() or not is_sealed(path):
         return
     seal = path / SUMS if path.is_dir() else _sidecar(path)
     files = [path / member] if member else sorted(path.rglob("*")) if path.is_dir() else [path]
-    key = (f"{path}:{member or ''}", seal.stat().st_mtime_ns,
-           tuple((f.stat().st_size, f.stat().st_mtime_ns) for f in files if f.is_file()))
+    stats = [f.stat() for f in files if f.is_file()]
+    key = (f"{path}:{member or ''}", seal.stat().st_mtime_ns, tuple((s.st_size, s.st_mtime_ns) for s in stats))
     if key in _checked:
         return
     found = (_verify_dir(path, quick=False, only=Path(member).as_posix() if member else None) if path.is_dir()

@@ -20,16 +20,16 @@ def read_batch(path: Path) -> pd.DataFrame:
     try:
         frame = pd.read_csv(path, keep_default_na=False, dtype={"weights": str})
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as e:  # EmptyDataError is a ValueError
-        aside = checksums.set_aside(path)
-        raise checksums.DamagedArtifact(f"{path}: damaged score batch ({e}); moved to {aside}; rerun snakemake, "
-                                        "which scores the batch again") from None
-    missing = [c for c in COLUMNS if c not in frame.columns]
-    if missing or frame.empty:
+        why = str(e)
+    else:
+        missing = [c for c in COLUMNS if c not in frame.columns]
+        if not missing and not frame.empty:
+            return frame
         why = f"no column {', '.join(missing)}" if missing else "no rows"
-        aside = checksums.set_aside(path)
-        raise checksums.DamagedArtifact(f"{path}: damaged score batch ({why}); moved to {aside}; rerun snakemake, "
-                                        "which scores the batch again")
-    return frame
+    # unsealed (written before seals) or sealed over bad bytes: moved away, the next run scores it again
+    aside = checksums.set_aside(path)
+    raise checksums.DamagedArtifact(f"{path}: damaged score batch ({why}); moved to {aside}; rerun snakemake, "
+                                    "which scores the batch again")
 
 
 def collect(scores_dir: str, groups: list[str], batches: list[str]) -> pd.DataFrame:

@@ -149,7 +149,7 @@ class _ResumeState:
     Nothing in it is unpickled, so a state planted in a shared results folder cannot run code.
     `state.json` is written last and names its tensor file and that file's SHA-256: a state is
     used only when the JSON says it is this run's (key) and the tensors match their checksum; a
-    damaged or foreign state is named and set aside, and training starts over.
+    damaged or foreign state is named and ignored, and training starts over.
     """
 
     def __init__(self, folder, key: str):
