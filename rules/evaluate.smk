@@ -4,49 +4,40 @@
 
 def eval_inputs(wildcards):
     force_rebuilds()
-    entries = batches()[wildcards.batch]
-    return {
-        "models": sorted({d for e in entries for d in e["dirs"] + [(e.get("merge") or {}).get("seed")] if d}),
-        "data": eval_set_inputs(eval_groups()[wildcards.group]),
-        "tokenizer": TOKENIZER,
-    }
+    return PLAN.eval_inputs(wildcards.group, wildcards.batch)
 
 
 rule evaluate_batch:
     input:
         unpack(eval_inputs),
     output:
-        f"{SCORES}/{{group}}/{{batch}}.csv",
+        L.score_batch("{group}", "{batch}"),
     wildcard_constraints:
         group="g[0-9]+",
         batch="[^/]+",
     params:
-        args=lambda wc: args(
-            models=batches()[wc.batch], eval_sets={s: eval_set_spec(s) for s in eval_groups()[wc.group]},
-            tokenizer=TOKENIZER, max_tokens=CFG["evaluation"]["max_tokens"],
-            min_tokens=CFG["evaluation"]["min_tokens"], batch_windows=CFG["evaluation"]["batch_windows"],
-            context=CFG["model"]["context"], out=f"{SCORES}/{wc.group}/{wc.batch}.csv"),
-        how=lambda wc, output: run_settings("evaluation"),
+        args=lambda wc: PLAN.eval_args(wc.group, wc.batch),
+        how=lambda wc, output: PLAN.run_settings("evaluation"),
     threads: CFG["runtime"]["eval_threads"]
     resources:
         gpu=GPU,
         mem_mb=2000 + CFG["evaluation"]["resident_mb"],
         runtime=60,
     log:
-        f"{LOGS}/evaluate/{{group}}/{{batch}}.log",
+        f"{L.logs}/evaluate/{{group}}/{{batch}}.log",
     benchmark:
-        f"{BENCHMARKS}/evaluate/{{group}}/{{batch}}.tsv"
+        f"{L.benchmarks}/evaluate/{{group}}/{{batch}}.tsv"
     shell:
         f"{script('evaluate_batch')} {{params.args:q}} {{threads}} {{params.how:q}} > {{log}} 2>&1"
 
 
 rule record_eval_groups:
     output:
-        EVAL_GROUPS_RECORD,
+        L.eval_groups_record,
     params:
         # which eval sets joined the run together; later runs keep these groups
-        args=lambda wc: args(record={"groups": list(eval_groups().values())}, out=EVAL_GROUPS_RECORD),
+        args=lambda wc: PLAN.eval_groups_record(),
     log:
-        f"{LOGS}/record_eval_groups.log",
+        f"{L.logs}/record_eval_groups.log",
     shell:
         f"{script('write_record')} {{params.args:q}} > {{log}} 2>&1"

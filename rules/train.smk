@@ -6,60 +6,65 @@ if CFG["model"]["source"] == "pretrain":
 
     rule seed_model:
         input:
-            foundation=FOUNDATION_RECORD,
-            manifests=[manifest(s) for s in FOUNDATION],
-            tokenizer=TOKENIZER,
+            foundation=L.foundation_record,
+            manifests=[L.manifest(s) for s in PLAN.foundation],
+            tokenizer=PLAN.tokenizer,
         output:
-            directory(SEED_MODEL),
+            directory(PLAN.seed_model),
         params:
             args=args(
-                tokenizer=TOKENIZER, seed_tokens=[f"{CORPUS}/{s}/tokens/seed.npy" for s in FOUNDATION], out=SEED_MODEL,
+                tokenizer=PLAN.tokenizer, seed_tokens=[L.source_tokens(s, "seed") for s in PLAN.foundation],
+                out=PLAN.seed_model,
                 architecture={k: v for k, v in CFG["model"].items() if k not in ("source", "path")},
-                training=training_settings("seed_training")),
-            how=lambda wc, output: run_settings("seed_training"),
+                training=PLAN.settings("seed_training")),
+            how=lambda wc, output: PLAN.run_settings("seed_training"),
         threads: CFG["runtime"]["seed_threads"]
         resources:
             gpu=GPU,
             mem_mb=8000,
             runtime=240,
         log:
-            f"{LOGS}/seed_model.log",
+            f"{L.logs}/seed_model.log",
         shell:
             f"{script('train_seed')} {{params.args:q}} {{threads}} {{params.how:q}} > {{log}} 2>&1"
 
-elif PRETRAINED["convert"]:
+elif PLAN.pretrained["convert"]:
 
     rule convert_seed:
         output:
-            directory(SEED_MODEL),
+            directory(PLAN.seed_model),
         params:
-            args=args(model=CFG["model"]["path"], tokenizer=shardmix_config.tokenizer_dir(CFG, R), out=SEED_MODEL),
+            args=args(model=CFG["model"]["path"], tokenizer=shardmix_config.tokenizer_dir(CFG, R), out=PLAN.seed_model),
         resources:
             mem_mb=16000,
             runtime=60,
         log:
-            f"{LOGS}/convert_seed.log",
+            f"{L.logs}/convert_seed.log",
         shell:
             f"{script('convert_seed')} {{params.args:q}} > {{log}} 2>&1"
 
 
+def shard_inputs(wildcards):
+    force_rebuilds()
+    return {"data": PLAN.shard_data(wildcards.shard), "seed": PLAN.seed_model}
+
+
 rule train_shard:
     input:
-        data=lambda wc: shard_data(wc.shard),
-        seed=SEED_MODEL,
+        unpack(shard_inputs),
     output:
-        directory(f"{MODELS}/shards/{{shard}}"),
+        directory(L.shard_model("{shard}")),
     wildcard_constraints:
         shard="[^/]+",
     params:
-        args=lambda wc: args(**shard_training(wc.shard)),
-        how=lambda wc, output: run_settings("shard_training"),
+        args=lambda wc: args(**PLAN.shard_training(wc.shard).args()),
+        how=lambda wc, output: PLAN.run_settings("shard_training"),
     threads: CFG["runtime"]["train_threads"]
     resources:
         gpu=GPU,
         mem_mb=8000,
         runtime=120,
     log:
-        f"{LOGS}/train_shard/{{shard}}.log",
+        f"{L.logs}/train_shard/{{shard}}.log",
     shell:
         f"{script('continue_pretraining')} {{params.args:q}} {{threads}} {{params.how:q}} > {{log}} 2>&1"

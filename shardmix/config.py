@@ -103,6 +103,14 @@ def _describe(error: jsonschema.ValidationError, schema: dict, source: str) -> s
     return f"{source}: key '{where}': {error.message}"
 
 
+def fill_defaults(config: dict) -> dict:
+    """A copy of a validated config with the defaults of settings added since it was validated."""
+    schema = load_schema()
+    cfg = copy.deepcopy(config)
+    _fill_defaults(cfg, schema, schema)
+    return cfg
+
+
 def validate(config: dict, source: str = "config.yaml") -> dict:
     """Return a validated copy of `config` with every default filled in.
 

@@ -27,8 +27,19 @@ class EvalSet:
 
 
 def load_set(spec: dict, max_tokens: int | None) -> EvalSet:
-    """An eval set from its spec ({"path", "segment"}), cut to `max_tokens` (0 or None: all)."""
-    return EvalSet(tokens.load(spec["path"])[:max_tokens or None], spec.get("segment"))
+    """An eval set from its spec, cut to `max_tokens` (0 or None: all): {"path", "segment"}, or
+    a domain's held-out set {"paths", "segment"}, which takes an equal share of whole segments
+    from each file (a cut from the front would score the domain's first units only)."""
+    if "paths" not in spec:
+        return EvalSet(tokens.load(spec["path"])[:max_tokens or None], spec.get("segment"))
+    segment = spec.get("segment") or 1
+    # whole segments only, so no segment of one file runs into the next file's
+    parts = [p[:len(p) // segment * segment] for p in map(tokens.load, spec["paths"])]
+    if max_tokens:
+        share = -(-max_tokens // len(parts))
+        parts = [p[:max(segment, -(-share // segment) * segment)] for p in parts]
+    ids = np.concatenate(parts)
+    return EvalSet(ids[:max_tokens or None], spec.get("segment"))
 
 
 def windows(n_tokens: int, context: int, segment: int | None = None) -> list[tuple[int, int]]:

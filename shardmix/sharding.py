@@ -134,7 +134,7 @@ def split_source(docs: Iterable[Document], tok, spec: dict, tokens_dir: str, man
             seed_parts.append(parts["seed"])
             domain = name if name in doc_counts else name.rsplit("-", 1)[0]
             shards[name] = {"train_tokens": len(parts["train"]), "heldout_tokens": len(parts["heldout"]),
-                            "seed_tokens": len(parts["seed"]), "documents": doc_counts[domain]}
+                            "seed_tokens": len(parts["seed"]), "documents": doc_counts[domain], "domain": domain}
         seed = np.concatenate(seed_parts)
         token_files.save(out / "seed.npy", seed, vocab)
     manifest = {"shards": shards, "seed_tokens": len(seed), "vocab_size": vocab,

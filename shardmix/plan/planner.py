@@ -1,0 +1,697 @@
+"""The planner: one object per run that the rule files ask what each job reads, writes and is
+passed.
+
+It reads the config (validated) and the disk: the sources' split manifests, the records earlier
+runs left (foundation, eval-set groups, validation sample), the seals of finished artifacts.
+Everything that follows from the shards (eval sets, groups, batches, each group's specs) is
+derived once per version of the manifests (their file times), so planning a job costs the same
+whatever the number of shards, and each evaluation job's eval-set table is serialized once per
+group, not once per job. Paths are relative to the working directory, as Snakemake's are.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from functools import cached_property
+
+from shardmix import checksums, naming
+from shardmix import config as shardmix_config
+from shardmix import corpus as shardmix_corpus
+from shardmix import jobs as shardmix_jobs
+from shardmix import mixtures as shardmix_mixtures
+from shardmix.naming import method_spec, needs_seed
+from shardmix.plan.errors import DamagedRecord, PlanError
+from shardmix.plan.jobs import EvalEntry, Merge, Raw, TrainingJob, args
+from shardmix.plan.layout import DEMO_CORPUS, Layout
+from shardmix.plan.records import read_json, read_record
+
+# settings that change how a job runs or what it logs, never its result: kept out of params
+NOT_RESULT_BEARING = ("checkpoint_every", "log_every", "resident_mb")
+UNIT = re.compile(r"(.+)-\d{3,}")  # a base unit of a domain cut by field_units
+
+
+class Planner:
+    def __init__(self, cfg: dict, configfiles=(), argv=()):
+        """Checks the config against the disk at once (missing inputs, changed sources, the
+        selection's pool, the report's run), so a run that cannot work fails before any job."""
+        self.cfg = cfg
+        self.configfiles = [str(f) for f in configfiles]
+        self.layout = layout = Layout(cfg["results"])
+        self.sources = {s["name"]: s for s in cfg["sources"]}
+        self.methods = [method_spec(m) for m in cfg["mixtures"]["methods"]]
+        self.gpu = cfg["runtime"]["gpus_per_job"]
+        self.rebuild = set()  # existing outputs the run must make again (checksums, job records)
+        self.pretrained = self._pretrained_model() if cfg["model"]["source"] == "pretrained" else None
+        self.tokenizer = shardmix_config.tokenizer_dir(cfg, layout.results)
+        convert = self.pretrained and self.pretrained["convert"]
+        self.seed_model = cfg["model"]["path"] if self.pretrained and not convert else f"{layout.models}/seed"
+        if convert and cfg["tokenizer"]["path"] is None:
+            self.tokenizer = self.seed_model  # the converted checkpoint carries the model's tokenizer
+        self.selections = {f"{m}-{t['name']}": {"method": m, "target": t["name"]}
+                           for t in (cfg["selection"] or {}).get("targets", []) for m in cfg["selection"]["methods"]}
+        self._check_paths()
+        self.foundation = self._foundation()
+        self.recorded_groups = (read_record(layout.eval_groups_record, self.rebuild) or {}).get("groups", [])
+        self.recorded_sample = read_record(layout.validation_sample, self.rebuild)
+        self._check_report_config(argv)
+        self._check_sources_unchanged()
+        self._check_selection()
+        self._stamps, self._view = None, None
+
+    # --- the config ------------------------------------------------------------------------------
+
+    def _pretrained_model(self):
+        """model.source pretrained: the checked checkpoint, and whether it must be converted."""
+        from shardmix.model import ModelError, check_pretrained
+
+        try:
+            return check_pretrained(self.cfg["model"]["path"],
+                                    shardmix_config.tokenizer_dir(self.cfg, self.layout.results))
+        except ModelError as e:
+            raise PlanError(f"model.path: {e}")
+
+    def settings(self, section: str) -> dict:
+        """A training section's result-bearing settings."""
+        return {k: v for k, v in self.cfg[section].items() if k not in NOT_RESULT_BEARING}
+
+    def run_settings(self, section: str) -> str:
+        """A section's settings that are not results, as the job's last argument. Rules pass it as
+        a derived param (a function taking `output`), which Snakemake never compares."""
+        return json.dumps({k: v for k, v in self.cfg[section].items() if k in NOT_RESULT_BEARING})
+
+    def read_spec(self, name: str) -> dict:
+        """What decides a source's documents. Its path is not part of it: a moved file with the
+        same bytes (checksum) is the same source."""
+        return {k: v for k, v in self.sources[name].items()
+                if k in ("name", "format", "text_field", "split", "encoding", "revision")}
+
+    def split_spec(self, name: str) -> dict:
+        """What decides a source's shards; `include` only picks among them, so it is left out."""
+        sharding = {k: v for k, v in self.sources[name]["sharding"].items() if k != "include"}
+        return {**self.read_spec(name), "sharding": sharding}
+
+    def result_config(self) -> dict:
+        return json.loads(json.dumps({k: v for k, v in self.cfg.items() if k != "runtime"}))
+
+    def built(self, path: str) -> list:
+        """[path] where a rule of the workflow builds the file (the demo's corpus), else []: a
+        user's file is no input of any rule, its checksum stands for it."""
+        return [path] if path.startswith(DEMO_CORPUS + "/") else []
+
+    def extra_eval_spec(self, name: str) -> dict:
+        return next(e for e in self.cfg["eval_sets"] if e["name"] == name)
+
+    def read_manifest(self, source: str) -> dict:
+        """A source's split record: its shards, their sizes and the checksum of the bytes split."""
+        try:
+            return read_json(self.layout.manifest(source))
+        except DamagedRecord as e:
+            raise PlanError(f"{e}; it lists the source's shards. Delete {self.layout.corpus}/{source} and rerun: "
+                            "the source is split again and its shards retrained")
+
+    # --- checks before any job runs --------------------------------------------------------------
+
+    def _check_paths(self):
+        """Name a missing input by its config key now, rather than as a rule's missing file later."""
+        # a source already split needs its file no more
+        paths = [(f"{s['key']}.path", s["path"]) for s in self.cfg["sources"]
+                 if not os.path.exists(self.layout.manifest(s["name"]))]
+        paths += [(f"eval_sets[{i}].path", e["path"]) for i, e in enumerate(self.cfg["eval_sets"])]
+        if self.cfg["selection"] and not os.path.exists(self.layout.selection_pool_info):
+            paths.append(("selection.pool.path", self.cfg["selection"]["pool"]["path"]))
+        missing = [f"{key}: {path} does not exist" for key, path in paths
+                   if not os.path.exists(path) and not path.startswith(DEMO_CORPUS + "/")]
+        if missing:
+            raise PlanError("\n".join(missing))
+
+    def _check_selection(self):
+        """The selection's embedding model and pool, checked before any job runs."""
+        sel = self.cfg["selection"]
+        if not sel:
+            return
+        if sel["embedding"]["model"]:
+            from shardmix.embedding import EmbeddingError, check_encoder
+
+            try:
+                check_encoder(sel["embedding"]["model"])
+            except EmbeddingError as e:
+                raise PlanError(str(e))
+        elif sel["unit_tokens"] > self.cfg["model"]["context"]:
+            raise PlanError(f"selection.unit_tokens: {sel['unit_tokens']} is longer than the seed model's context "
+                            f"(model.context = {self.cfg['model']['context']}), which embeds the candidates")
+        info = self.layout.selection_pool_info
+        if os.path.exists(info) and os.path.exists(sel["pool"]["path"]):
+            recorded = read_json(info)
+            if shardmix_corpus.fingerprint(sel["pool"]["path"]) != recorded["fingerprint"] and \
+                    shardmix_corpus.checksum(sel["pool"]["path"]) != recorded["checksum"]:
+                raise PlanError(f"selection.pool.path ({sel['pool']['path']}) changed after its candidates were "
+                                f"built; to choose from the new pool, delete {self.layout.selection}/pool (every "
+                                "selection is redone and its shard retrained)")
+
+    def _check_report_config(self, argv):
+        """The config of the last finished run (run_config.json) must be this one: a report built
+        from a config whose results do not exist would be empty and overwrite a good one."""
+        if not any(a == "--report" or a.startswith("--report=") for a in argv):
+            return
+        path, results = self.layout.run_record, self.layout.results
+        if not os.path.exists(path):
+            raise PlanError(f"nothing to report: no finished run in {results}/ ({path} is missing); run snakemake "
+                            "first, with the same --configfile")
+        run = read_json(path)
+        # settings added by later versions of shardmix take their defaults in a recorded config
+        recorded = {k: v for k, v in shardmix_config.fill_defaults(run["config"]).items() if k != "runtime"}
+        if recorded != self.result_config():
+            raise PlanError(f"nothing to report for this config: {results}/ holds the results of a run with config "
+                            f"{', '.join(run['configfiles']) or '(none)'}; pass it: snakemake --report "
+                            f"{results}/report.html --configfile {' '.join(run['configfiles'])}")
+
+    def run_record(self) -> str:
+        return json.dumps({"configfiles": self.configfiles, "config": self.result_config()}, indent=2)
+
+    def _foundation(self) -> list:
+        """The sources the tokenizer and the seed are built from: `foundation` when set, else the
+        ones recorded when they were first built, else every source."""
+        if self.cfg["foundation"]:
+            return list(self.cfg["foundation"])
+        record = self.layout.foundation_record
+        if os.path.exists(record):
+            try:
+                recorded = read_json(record)["sources"]
+            except (DamagedRecord, KeyError, TypeError) as e:
+                # rebuilding it from today's sources could silently retrain every model
+                raise PlanError(f"{e if isinstance(e, DamagedRecord) else record + ': no list of sources'}; it names "
+                                "the sources the tokenizer and the seed were built from. Set `foundation` to those "
+                                "sources (that rewrites the record), or delete the file to record every source of "
+                                "`corpus`")
+            gone = [s for s in recorded if s not in self.sources]
+            if gone:
+                raise PlanError(
+                    f"{record}: the tokenizer and seed were built from source(s) {', '.join(gone)}, which "
+                    "`corpus` no longer lists. Put them back, or set `foundation` to the sources to rebuild "
+                    "the tokenizer, the seed and every model from (on purpose).")
+            return recorded
+        return list(self.sources)
+
+    def _check_sources_unchanged(self):
+        """A source whose bytes changed after it was split would silently mix old and new results."""
+        changed = []
+        for name, spec in self.sources.items():
+            path = self.layout.manifest(name)
+            if not os.path.exists(path) or not os.path.exists(spec["path"]):
+                continue
+            recorded = self.read_manifest(name)
+            if recorded.get("revision") != spec["revision"]:
+                continue  # re-split on purpose
+            if shardmix_corpus.fingerprint(spec["path"]) == recorded.get("fingerprint"):
+                continue
+            now = shardmix_corpus.checksum(spec["path"])
+            if now != recorded.get("checksum"):
+                changed.append(f"  {spec['key']} ({spec['path']}): checksum {recorded.get('checksum', '?')[:12]} "
+                               f"when split, {now[:12]} now")
+        if changed:
+            raise PlanError(
+                "corpus source(s) changed after they were split; their shard models were trained on the old text:\n"
+                + "\n".join(changed) + "\nEither restore the file and add the new text as a new source (append it "
+                "to `corpus`: one split and one training per new shard), or rebuild on purpose: raise that "
+                "source's `revision` (re-splits it and retrains its shards; for a `foundation` source also the "
+                "tokenizer, the seed and every model).")
+
+    # --- what follows from the shards: derived once per version of the manifests ----------------
+
+    def view(self) -> "ShardView":
+        """The run's shards and all that follows from them, for the manifests as they are now: one
+        `stat` per source, the rest computed when the manifests change."""
+        stamps = tuple((s, _mtime(self.layout.manifest(s))) for s in self.sources)
+        if stamps != self._stamps:
+            self._stamps, self._view = stamps, ShardView(self, stamps)
+        return self._view
+
+    def all_split(self) -> bool:
+        return all(os.path.exists(self.layout.manifest(s)) for s in self.sources)
+
+    def shard_sources(self) -> dict:
+        """Shard -> source, in the order shards were added, checked for size."""
+        return self.view().shard_sources
+
+    def shard_source(self, shard: str) -> str:
+        return self.view().shard_sources[shard]
+
+    def heldout_tokens(self, shard: str) -> str:
+        return self.layout.source_tokens(self.shard_source(shard), f"{shard}.heldout")
+
+    def train_tokens(self, shard: str) -> str:
+        if shard in self.selections:
+            return f"{self.layout.selected_shard(shard)}/train.npy"
+        return self.layout.source_tokens(self.shard_source(shard), f"{shard}.train")
+
+    def shard_data(self, shard: str) -> str:
+        """What a shard model is trained from: its source's split, or the selection that made it."""
+        if shard in self.selections:
+            return self.layout.selected_shard(shard)
+        return self.layout.manifest(self.shard_source(shard))
+
+    def eval_sets(self) -> dict:
+        """Eval set name -> its token file (a domain's held-out set: its units' files)."""
+        return {name: spec.get("path", spec.get("paths")) for name, spec in self.view().eval_specs.items()}
+
+    def eval_set_spec(self, name: str) -> dict:
+        return self.view().eval_specs[name]
+
+    def eval_set_inputs(self, names) -> list:
+        """The files that stand for these eval sets: an extra set's token file; for a held-out set,
+        its source's manifest (held-out sets live in the source's token folder)."""
+        view = self.view()
+        return sorted({f for s in names for f in view.set_inputs[s]})
+
+    def eval_groups(self) -> dict:
+        return self.view().groups
+
+    def batches(self) -> dict:
+        return self.view().plan[0]
+
+    def validated_mixtures(self) -> list:
+        return self.view().plan[1]
+
+    def validation_picks(self) -> list:
+        return self.view().plan[2]
+
+    def score_files(self) -> list:
+        return [self.layout.score_batch(g, b) for g in self.eval_groups() for b in self.batches()]
+
+    def uniform_all(self) -> str:
+        return naming.mixture_name(list(self.shard_sources()))
+
+    # --- evaluation jobs ------------------------------------------------------------------------------
+
+    def eval_inputs(self, group: str, batch: str) -> dict:
+        entries = self.batches()[batch]
+        return {"models": sorted({d for e in entries for d in e.folders()}),
+                "data": self.view().group_inputs(group), "tokenizer": self.tokenizer}
+
+    def eval_args(self, group: str, batch: str) -> str:
+        view = self.view()
+        return self.scoring_args([e.args() for e in view.plan[0][batch]], view.group_specs(group),
+                                 self.layout.score_batch(group, batch))
+
+    def scoring_args(self, models: list, eval_sets, out: str) -> str:
+        ev = self.cfg["evaluation"]
+        return args(models=models, eval_sets=eval_sets, tokenizer=self.tokenizer, max_tokens=ev["max_tokens"],
+                    min_tokens=ev["min_tokens"], batch_windows=ev["batch_windows"],
+                    context=self.cfg["model"]["context"], out=out)
+
+    def eval_groups_record(self) -> str:
+        # which eval sets joined the run together; later runs keep these groups
+        return args(record={"groups": list(self.eval_groups().values())}, out=self.layout.eval_groups_record)
+
+    # --- training jobs ---------------------------------------------------------------------------------
+
+    def _training_tokenizer(self):
+        """Where a continued pretraining finds its tokenizer: the seed's folder, unless a
+        pretrained model's folder holds none (tokenizer.path names another): then that folder,
+        named in the arguments (only then, so runs that always worked keep their parameters)."""
+        from shardmix.tokenizer import TOKENIZER_FILES
+
+        if self.pretrained and not self.pretrained["convert"] and \
+                not any(os.path.exists(os.path.join(self.seed_model, f)) for f in TOKENIZER_FILES):
+            return self.tokenizer
+        return None
+
+    def training(self, sources: list, out: str, label: str, budgets=None) -> TrainingJob:
+        return TrainingJob(seed=self.seed_model, sources=sources, training=self.settings("shard_training"),
+                           context=self.cfg["model"]["context"], out=out, label=label,
+                           tokenizer=self._training_tokenizer(), budgets=budgets)
+
+    def shard_training(self, shard: str) -> TrainingJob:
+        """A shard model's training (compared by Snakemake, recorded in the model)."""
+        return self.training([self.train_tokens(shard)], self.layout.shard_model(shard), shard)
+
+    def full_training(self, mixture: str) -> TrainingJob:
+        """A really trained mixture. A uniform one gives each member the shard budget; a weighted
+        one of k members k budgets in all, member i w_i * k of them."""
+        weights = naming.weights(mixture)
+        budgets = None
+        if naming.is_weighted(mixture):
+            total = len(weights) * self.cfg["shard_training"]["tokens"]
+            budgets = [max(1, round(w * total)) for w in weights.values()]
+        return self.training([self.train_tokens(s) for s in weights], self.layout.full_model(mixture),
+                             f"full/{mixture}", budgets)
+
+    # --- selection ---------------------------------------------------------------------------------
+
+    def selection_shards(self) -> dict:
+        """Selected shard -> its method and target, checked against this run's shards and eval sets."""
+        sets = self.eval_sets()
+        for i, target in enumerate(self.cfg["selection"]["targets"]):
+            if target["name"] not in sets:
+                raise PlanError(f"selection.targets[{i}].name: {target['name']!r} is neither an eval set of this "
+                                f"run nor given a path (eval sets: {', '.join(sets)})")
+            if not isinstance(sets[target["name"]], str):
+                raise PlanError(f"selection.targets[{i}].name: {target['name']!r} is a domain's held-out set; "
+                                "name one shard's held-out set or an extra eval set")
+        clash = [s for s in self.selections if s in sets]
+        if clash:
+            raise PlanError(f"selection: the selected shard name {clash[0]!r} is also a shard or eval set of the "
+                            "run; rename the target")
+        return self.selections
+
+    def protected_files(self) -> list:
+        """Token files no selected candidate may repeat: the held-out part of every shard of every
+        source (included or not) and every extra eval set."""
+        files = [self.layout.source_tokens(source, f"{shard}.heldout")
+                 for source in self.sources for shard in self.read_manifest(source)["shards"]]
+        return sorted(files + [self.layout.extra_eval_set(e["name"]) for e in self.cfg["eval_sets"]])
+
+    def pool_spec(self) -> dict:
+        """What decides the candidates. The pool's path is not part of it (its checksum is recorded
+        in pool.json and checked when the workflow starts)."""
+        spec = {k: v for k, v in self.cfg["selection"]["pool"].items() if k != "path"}
+        return {**spec, "unit_tokens": self.cfg["selection"]["unit_tokens"]}
+
+    def select_inputs(self) -> dict:
+        layout = self.layout
+        return {"units": layout.selection_units, "embeddings": f"{layout.selection}/pool/embeddings.npy",
+                "seed": self.seed_model, "tokenizer": self.tokenizer,
+                "protected": [layout.manifest(s) for s in self.sources] +
+                [layout.extra_eval_set(e["name"]) for e in self.cfg["eval_sets"]]}
+
+    def select_args(self, shard: str) -> dict:
+        sel, chosen, pool = self.cfg["selection"], self.selection_shards()[shard], f"{self.layout.selection}/pool"
+        return dict(shard=shard, method=chosen["method"], target=chosen["target"],
+                    target_tokens=self.eval_sets()[chosen["target"]], protected=self.protected_files(),
+                    overlap_ngram=sel["overlap_ngram"], tokens=sel["tokens"], unit_tokens=sel["unit_tokens"],
+                    ot=sel["ot"], seed_value=sel["seed"], pool=self.pool_spec(), encoder=sel["embedding"]["model"],
+                    batch_size=sel["embedding"]["batch_size"], units=self.layout.selection_units,
+                    pool_info=self.layout.selection_pool_info, embeddings=f"{pool}/embeddings.npy",
+                    embed_info=f"{pool}/embeddings.json", seed=self.seed_model, tokenizer=self.tokenizer,
+                    out=self.layout.selected_shard(shard))
+
+    def selection_summary_args(self) -> dict:
+        selection = self.layout.selection
+        return dict(scores=f"{self.layout.results}/scores.csv", selections=self.selection_shards(),
+                    shards_dir=f"{selection}/shards", method=self.methods[0]["label"], out=f"{selection}/summary.csv",
+                    plots={t["name"]: f"{selection}/{t['name']}.png" for t in self.cfg["selection"]["targets"]})
+
+    # --- search -------------------------------------------------------------------------------------
+
+    def search_targets(self) -> dict:
+        """Search target name -> {eval set: weight}, checked against this run's eval sets."""
+        sets = list(self.eval_sets())
+        targets = {}
+        for i, target in enumerate(self.cfg["search"]["targets"]):
+            chosen = target["eval_sets"]
+            chosen = dict.fromkeys(sets, 1.0) if chosen is None else (
+                dict.fromkeys(chosen, 1.0) if isinstance(chosen, list) else dict(chosen))
+            unknown = [s for s in chosen if s not in sets]
+            if unknown:
+                raise PlanError(f"search.targets[{i}].eval_sets names {unknown[0]!r}, which is not an eval set of "
+                                f"this run (eval sets: {', '.join(sets)})")
+            total = sum(chosen.values())
+            targets[target["name"]] = {s: w / total for s, w in chosen.items()}
+        return targets
+
+    def calibration_input(self):
+        """The calibration exists where mixtures were really trained; else the search uses merged ppl."""
+        return f"{self.layout.results}/validation/calibration.csv" if self.validated_mixtures() else None
+
+    def search_inputs(self, target: str) -> dict:
+        inputs = {"models": [self.layout.shard_model(s) for s in self.shard_sources()] + [self.seed_model],
+                  "data": self.eval_set_inputs(self.search_targets()[target])}
+        if self.calibration_input():
+            inputs["calibration"] = self.calibration_input()
+        return inputs
+
+    def search_args(self, target: str) -> dict:
+        chosen = self.search_targets()[target]
+        return dict(name=target, target=chosen, shards=list(self.shard_sources()),
+                    shard_dirs=[self.layout.shard_model(s) for s in self.shard_sources()], seed_dir=self.seed_model,
+                    method=self.methods[0], eval_sets={s: self.eval_set_spec(s) for s in chosen},
+                    max_tokens=self.cfg["evaluation"]["max_tokens"], context=self.cfg["model"]["context"],
+                    calibration=self.calibration_input(),
+                    search={k: v for k, v in self.cfg["search"].items() if k != "targets"},
+                    out=f"{self.layout.search}/targets/{target}.json")
+
+    def best_mixtures_args(self) -> dict:
+        search, targets = self.layout.search, self.search_targets()
+        return dict(targets=targets, found={t: f"{search}/targets/{t}.json" for t in targets},
+                    scores=f"{self.layout.results}/scores.csv", calibration=self.calibration_input(),
+                    method=self.methods[0]["label"], shards=list(self.shard_sources()),
+                    out=f"{search}/best_mixtures.csv", plot=f"{search}/weights.png")
+
+    def searched_mixtures(self) -> list:
+        """The mixture each target's search chose. Only `rule all` waits for the checkpoint; this
+        reads its table directly, as jobs that need it are planned only after it exists."""
+        import csv
+
+        with open(f"{self.layout.search}/best_mixtures.csv") as f:
+            return sorted({row["weights"] for row in csv.DictReader(f)})
+
+    def search_validation_models(self) -> dict:
+        return {m: self.layout.full_model(m) for m in self.searched_mixtures() + [self.uniform_all()]}
+
+    def validate_search_args(self) -> dict:
+        search, targets = self.layout.search, self.search_targets()
+        return dict(best=f"{search}/best_mixtures.csv", scores=f"{self.layout.results}/scores.csv", targets=targets,
+                    full_models=self.search_validation_models(), uniform=self.uniform_all(), tokenizer=self.tokenizer,
+                    eval_sets={s: self.eval_set_spec(s) for t in targets.values() for s in t},
+                    max_tokens=self.cfg["evaluation"]["max_tokens"], context=self.cfg["model"]["context"],
+                    out=f"{search}/validation.csv")
+
+    # --- what an existing results folder must make again -----------------------------------------
+
+    def rebuilds(self) -> set:
+        """Existing outputs the run must make again: damaged ones (a seal no longer matches) and
+        models whose recorded arguments differ from this run's (a model Snakemake kept no record
+        for, as after a kill between its save and Snakemake's bookkeeping, is still compared)."""
+        found = set(self.rebuild)
+        for damage in checksums.scan(self.layout.results):
+            print(f"WARNING: {damage}; it is rebuilt", file=sys.stderr)
+            found.add(str(damage.path))
+        if not self.all_split():
+            return found  # models follow the splits: compared once every source is split
+        planned = {self.layout.shard_model(s): args(**self.shard_training(s).args())
+                   for s in [*self.shard_sources(), *self.selections]}
+        known = set(self.shard_sources()) | set(self.selections)
+        full = f"{self.layout.models}/full"
+        if os.path.isdir(full):
+            for name in os.listdir(full):
+                if not name.endswith(checksums.SKIPPED) and all(m in known for m in naming.members(name)):
+                    planned[self.layout.full_model(name)] = args(**self.full_training(name).args())
+        for path in shardmix_jobs.stale(planned):
+            print(f"WARNING: {path} was made with other settings than this run's; it is made again", file=sys.stderr)
+            found.add(path)
+        return found
+
+    def removed_from_groups(self) -> list:
+        """Eval sets scored by an earlier run that left this one (see `warn_removed`)."""
+        return sorted({s for group in self.recorded_groups for s in group} - set(self.eval_sets()))
+
+    def warn_removed(self):
+        """A shard left out of `include` after it was scored leaves its eval-set group and every
+        batch it shared with later shards: those are scored again (and again if it comes back).
+        Say so before the jobs start."""
+        removed = self.removed_from_groups()
+        if removed:
+            print(f"WARNING: shard(s) or eval set(s) {', '.join(removed)} left the run after they were scored: the "
+                  "eval-set groups and mixture batches they were part of are scored again without them, and "
+                  "again if they come back. Only time is spent: a mixture's scores do not change (its models are "
+                  "kept).", file=sys.stderr)
+
+
+def _mtime(path):
+    try:
+        return os.path.getmtime(path)
+    except FileNotFoundError:
+        return None
+
+
+class ShardView:
+    """The shards of one version of the manifests and what follows from them, each computed once."""
+
+    def __init__(self, planner: Planner, stamps: tuple):
+        self.p, self.stamps = planner, stamps
+        self._group_specs, self._group_inputs = {}, {}
+
+    @cached_property
+    def manifests(self) -> dict:
+        missing = [s for s, mtime in self.stamps if mtime is None]
+        if missing:
+            raise PlanError(f"source(s) {', '.join(missing)} not split yet ({self.p.layout.manifest(missing[0])} "
+                            "is missing)")
+        return {s: self.p.read_manifest(s) for s, _ in self.stamps}
+
+    @cached_property
+    def shard_sources(self) -> dict:
+        from shardmix import sharding
+
+        cfg = self.p.cfg
+        try:
+            return sharding.check_shards(
+                {s: (self.p.sources[s], m) for s, m in self.manifests.items()}, self.p.foundation,
+                cfg["shard_training"]["tokens"], cfg["model"]["context"], cfg["evaluation"]["min_tokens"],
+                seed_needed=cfg["model"]["source"] == "pretrain")
+        except sharding.ShardSizeError as e:
+            raise PlanError(str(e))
+
+    def domain(self, shard: str) -> str:
+        """The domain a shard belongs to: recorded in the manifest since units record it, else
+        read from a field_units name (<domain>-NNN), else the shard itself."""
+        source = self.shard_sources[shard]
+        info = self.manifests[source]["shards"][shard]
+        if "domain" in info:
+            return info["domain"]
+        match = UNIT.fullmatch(shard)
+        return match.group(1) if match and self.p.sources[source]["sharding"]["method"] == "field_units" else shard
+
+    @cached_property
+    def domains(self) -> dict:
+        out = {}
+        for shard in self.shard_sources:
+            out.setdefault(self.domain(shard), []).append(shard)
+        return out
+
+    def _heldout_spec(self, shard: str) -> dict:
+        source = self.shard_sources[shard]
+        return {"path": self.p.heldout_tokens(shard), "segment": self.p.sources[source]["sharding"]["chunk_tokens"]}
+
+    @cached_property
+    def heldout_sets(self) -> dict:
+        """Held-out eval sets as evaluation.heldout_sets chooses: name -> the shards they read."""
+        choice = self.p.cfg["evaluation"]["heldout_sets"]
+        if choice == "shards":
+            return {s: [s] for s in self.shard_sources}
+        if choice == "none":
+            return {}
+        if choice == "domains":
+            return dict(self.domains)
+        out = {}
+        for i, name in enumerate(choice):
+            if name in self.shard_sources:
+                out[name] = [name]
+            elif name in self.domains:
+                out[name] = self.domains[name]
+            else:
+                raise PlanError(f"evaluation.heldout_sets[{i}]: {name!r} is neither a shard nor a domain of this run "
+                                f"(domains: {', '.join(self.domains)})")
+        return out
+
+    @cached_property
+    def eval_specs(self) -> dict:
+        """Eval set name -> what scoring needs of it: its token file(s) and, for a held-out set,
+        the length of the chunks it is made of (no evaluation window crosses the join of two)."""
+        specs = {}
+        for name, shards in self.heldout_sets.items():
+            if shards == [name]:
+                specs[name] = self._heldout_spec(name)
+            else:  # a domain: its units' held-out files, read as one set
+                specs[name] = {"paths": [self.p.heldout_tokens(s) for s in shards],
+                               "segment": self._heldout_spec(shards[0])["segment"]}
+        for extra in self.p.cfg["eval_sets"]:
+            if extra["name"] in specs or extra["name"] in self.shard_sources:
+                raise PlanError(f"eval_sets: name '{extra['name']}' is also a shard's or domain's name; rename it")
+            specs[extra["name"]] = {"path": self.p.layout.extra_eval_set(extra["name"]), "segment": None}
+        if not specs:
+            raise PlanError("nothing to score on: evaluation.heldout_sets is none and eval_sets lists no set")
+        return specs
+
+    @cached_property
+    def set_inputs(self) -> dict:
+        extra = {e["name"] for e in self.p.cfg["eval_sets"]}
+        layout = self.p.layout
+        return {name: [layout.extra_eval_set(name)] if name in extra else
+                sorted({layout.manifest(self.shard_sources[s]) for s in self.heldout_sets[name]})
+                for name in self.eval_specs}
+
+    @cached_property
+    def groups(self) -> dict:
+        """Group id -> eval sets. An evaluation job merges each model of its batch once and scores
+        it on every set of one group. Groups are the sets that joined the run together (recorded
+        in results/scores/eval_groups.json), so a shard or eval set added later forms a new group
+        and never changes the jobs that already ran."""
+        sets = list(self.eval_specs)
+        groups = [[s for s in group if s in self.eval_specs] for group in self.p.recorded_groups]
+        seen = {s for group in groups for s in group}
+        groups.append([s for s in sets if s not in seen])
+        return {f"g{i}": group for i, group in enumerate(groups) if group}
+
+    def group_specs(self, group: str) -> Raw:
+        if group not in self._group_specs:
+            specs = {s: self.eval_specs[s] for s in self.groups[group]}
+            self._group_specs[group] = Raw(json.dumps(specs, sort_keys=True))
+        return self._group_specs[group]
+
+    def group_inputs(self, group: str) -> list:
+        if group not in self._group_inputs:
+            self._group_inputs[group] = sorted({f for s in self.groups[group] for f in self.set_inputs[s]})
+        return self._group_inputs[group]
+
+    # --- mixtures and their evaluation batches -------------------------------------------------
+
+    def entry(self, kind: str, mixture: str = "", method=None) -> EvalEntry:
+        """One model of an evaluation batch: what to load (dirs) and, for a merge, how to merge it."""
+        p = self.p
+        columns = dict(model=naming.model_id(kind, mixture, method["label"] if method else "linear"), kind=kind,
+                       shards=naming.SEP.join(naming.members(mixture)) if mixture else "",
+                       weights=naming.weights_column(mixture) if mixture else "")
+        if kind == "seed":
+            return EvalEntry(dirs=[p.seed_model], **columns)
+        if kind == "shard":
+            return EvalEntry(dirs=[p.layout.shard_model(mixture)], **columns)
+        if kind == "full":
+            return EvalEntry(dirs=[p.layout.full_model(mixture)], **columns)
+        weights = naming.weights(mixture)
+        return EvalEntry(dirs=[p.layout.shard_model(s) for s in weights], method=method["label"], merge=Merge(
+            weights=list(weights.values()), method=method, seed=p.seed_model if needs_seed(method) else None),
+            **columns)
+
+    def merged_entries(self, mixture: str) -> list:
+        if len(naming.members(mixture)) == 1:
+            return [self.entry("shard", mixture)]
+        return [self.entry("merged", mixture, m) for m in self.p.methods]
+
+    @cached_property
+    def plan(self):
+        """Scored and really-trained mixtures of these shards, the evaluation batches, and the
+        validation sample's picks (kept from the recorded sample, results/validation/sample.json)."""
+        cfg = self.p.cfg
+        order, size = list(self.shard_sources), cfg["mixtures"]["batch_size"]
+        try:
+            candidates = shardmix_mixtures.candidate_mixtures(order, cfg["mixtures"])
+            picks = shardmix_mixtures.validation_sample(candidates, cfg["validation"]["random"], order,
+                                                        self.p.recorded_sample)
+            # the search's baseline, uniform over all shards, is trained with the sample (it trains
+            # while the rest is scored) and gives the calibration a point where the search's are
+            baseline = [naming.mixture_name(order)] if cfg["validation"]["search"] and len(order) > 1 else []
+            validated = shardmix_mixtures.validation_mixtures(order, picks + baseline, cfg["validation"])
+        except shardmix_mixtures.MixtureError as e:
+            raise PlanError(str(e))
+        # a trained mixture the candidates no longer list (e.g. a pick of a pool-wide sample redrawn
+        # after a shard was added) is still scored, beside the mixtures of its kind
+        scored = {**{m: "weighted" if naming.is_weighted(m) else "subset" for m in validated}, **candidates}
+        plan = {"seed": [self.entry("seed")]}
+        for batch, names in shardmix_mixtures.batches(order, scored, size).items():
+            plan[batch] = [e for m in names for e in self.merged_entries(m)]
+        # '@' cannot occur in a shard name, so these ids never clash with the batches above
+        full = {m: "subset" for m in validated}
+        for batch, names in shardmix_mixtures.batches(order, full, size, prefix="full@", singles=False).items():
+            plan[batch] = [self.entry("full", m) for m in names]
+        plan.update(self._selection_batches(order, size))
+        return plan, validated, picks
+
+    def _selection_batches(self, order: list, size: int) -> dict:
+        """A selected shard's batches: its model alone, paired with each shard of the run, and
+        added to all of them (uniform weights), as selection.mixtures asks."""
+        if not self.p.cfg["selection"]:
+            return {}
+        how = self.p.cfg["selection"]["mixtures"]
+        out = {}
+        for shard in self.p.selection_shards():
+            names = [shard] + ([naming.mixture_name([shard, s]) for s in order] if how["pairs"] else [])
+            if how["with_all"] and len(order) > 1:
+                names.append(naming.mixture_name(order + [shard]))
+            names = list(dict.fromkeys(names))
+            for i in range(0, len(names), size):
+                out[f"{shard}.s{i // size:03d}"] = [e for m in names[i:i + size] for e in self.merged_entries(m)]
+        return out
