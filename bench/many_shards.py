@@ -1,10 +1,12 @@
-"""Planning many shards: `snakemake -n` over every pair of 64, 256 and 1,024 shards (CPU
-seconds, peak RSS, jobs), each shard a base unit (`field_units`) of one of eight domains of
-real text (Python's standard library, one package per domain).
+"""Many shards: `snakemake -n` over every pair of 64, 256 and 1,024 shards (CPU seconds, peak
+RSS, jobs), and with --run a real run of every pair of 64 shards to its report (wall time, jobs,
+peak memory per rule, scoring throughput, the share of CPU spent starting jobs). Each shard is a
+base unit (`field_units`) of one of eight domains of real text (Python's standard library, one
+package per domain), scored with a tiny model.
 
-One corpus is split for real once (a dry run cannot see past the split checkpoint); the three
-sizes differ only in `sharding.include`, which picks among the split's units without a re-split.
-    python bench/many_shards.py [--sizes 64,256,1024] [--eval-sets shards] [--work DIR]
+One corpus is split for real once (a dry run cannot see past the split checkpoint); the sizes
+differ only in `sharding.include`, which picks among the split's units without a re-split.
+    python bench/many_shards.py [--sizes 64,256,1024] [--eval-sets shards] [--run 64] [--work DIR]
 """
 
 from __future__ import annotations
@@ -120,11 +122,74 @@ def run(workdir: Path, sizes=(64, 256, 1024), eval_sets="shards") -> dict:
     return out
 
 
+# what every evaluation job does before its first model: imports, tokenizer, model skeleton
+STARTUP = """
+import resource, sys, time
+from shardmix import atomic, faults, merge, perplexity, tokenizer
+from shardmix import model as models
+from shardmix import pool as shard_pool
+byte_lengths = tokenizer.token_byte_lengths(tokenizer.load(sys.argv[1]))
+lm = models.skeleton(sys.argv[2])
+u = resource.getrusage(resource.RUSAGE_SELF)
+print(u.ru_utime + u.ru_stime)
+"""
+
+
+def startup_cpu(work: Path) -> float:
+    """CPU seconds an evaluation job spends before scoring anything (median of three)."""
+    env = {"PYTHONPATH": str(kit.ROOT), "PATH": "/usr/bin:/bin"}
+    runs = [float(subprocess.run([sys.executable, "-c", STARTUP, "results/tokenizer", "results/models/seed"], cwd=work,
+                                 env=env, capture_output=True, text=True, check=True).stdout) for _ in range(3)]
+    return sorted(runs)[1]
+
+
+def benchmarks(work: Path) -> dict:
+    """Rule -> jobs, summed CPU and wall seconds, peak RSS (MiB), from Snakemake's benchmark files."""
+    import csv
+
+    out = {}
+    for tsv in (work / "benchmarks").rglob("*.tsv"):
+        rule = tsv.relative_to(work / "benchmarks").parts[0].removesuffix(".tsv")
+        with open(tsv) as f:
+            row = next(csv.DictReader(f, delimiter="\t"))
+        r = out.setdefault(rule, {"jobs": 0, "cpu_seconds": 0.0, "seconds": 0.0, "peak_rss_mib": 0.0})
+        r["jobs"] += 1
+        r["cpu_seconds"] += float(row["cpu_time"])
+        r["seconds"] += float(row["s"])
+        r["peak_rss_mib"] = max(r["peak_rss_mib"], float(row["max_rss"]))
+    return {k: {m: round(v, 1) if isinstance(v, float) else v for m, v in r.items()} for k, r in out.items()}
+
+
+def real_run(workdir: Path, n: int = 64, eval_sets="shards") -> dict:
+    """Every pair of n shards, run to `rule all` and the report."""
+    available = split(workdir)
+    cfg = config(workdir / "data", units(n, available), eval_sets)
+    run = snakemake(workdir, cfg)
+    report = snakemake(workdir, cfg, "--report", "results/report.html")
+    done = [int(x) for x in re.findall(r"(\d+) of \d+ steps \(100%\) done", run["out"])]
+    rules = benchmarks(workdir)
+    fixed = startup_cpu(workdir)
+    jobs_started = sum(r["jobs"] for k, r in rules.items() if k in ("evaluate", "train_shard"))
+    cpu = sum(r["cpu_seconds"] for k, r in rules.items() if k in ("evaluate", "train_shard"))
+    scores = workdir / "results/scores.csv"
+    mixtures = n * (n - 1) // 2
+    return {"shards": n, "eval_sets": eval_sets, "wall_seconds": round(run["seconds"]), "jobs": done[-1] if done else None,
+            "report_seconds": round(report["seconds"]), "report_peak_rss_mib": round(report["rss"]),
+            "rules": rules, "startup_cpu_per_job": round(fixed, 2),
+            "startup_share_of_job_cpu": round(fixed * jobs_started / cpu, 3) if cpu else None,
+            "merged_mixtures_per_eval_second": round(mixtures / rules["evaluate"]["seconds"], 2),
+            "scores_rows": sum(1 for _ in open(scores)) - 1, "scores_csv_mib": round(scores.stat().st_size / 2**20, 1)}
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="64,256,1024")
     parser.add_argument("--eval-sets", default="shards")
+    parser.add_argument("--run", type=int, help="also run every pair of this many shards for real")
     parser.add_argument("--work")
     a = parser.parse_args()
     work = Path(a.work or tempfile.mkdtemp(prefix="many-shards-"))
-    print(json.dumps(run(work, [int(s) for s in a.sizes.split(",")], a.eval_sets), indent=2))
+    figures = {"dry runs": run(work, [int(s) for s in a.sizes.split(",")], a.eval_sets) if a.sizes else {}}
+    if a.run:
+        figures["real run"] = real_run(work / "run", a.run, a.eval_sets)
+    print(json.dumps(figures, indent=2))

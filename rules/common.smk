@@ -73,8 +73,10 @@ def final_outputs(wildcards):
     shards()
     PLAN.warn_removed()
     force_rebuilds()
-    outputs = [f"{R}/scores.csv", f"{R}/scores.html", f"{R}/plots/heatmap.png", f"{R}/plots/ranking.png",
+    outputs = [f"{R}/scores.parquet", f"{R}/plots/heatmap.png", f"{R}/plots/ranking.png",
                f"{L.corpus}/shards.csv", L.eval_groups_record]
+    if PLAN.scores_csv_wanted():
+        outputs += [f"{R}/scores.csv", f"{R}/scores.html"]
     if CFG["validation"]["random"]:
         outputs.append(L.validation_sample)
     if PLAN.validated_mixtures():

@@ -1,4 +1,5 @@
-# One table of every (model, eval set) score, and the plots people read.
+# One table of every (model, eval set) score: Parquet always; CSV and its HTML view while small
+# or asked (evaluation.scores_csv). Then the plots people read.
 
 
 def score_files(wildcards):
@@ -18,19 +19,40 @@ rule collect_scores:
                              batches=list(PLAN.batches()), out=f"{R}/scores.csv", html=f"{R}/scores.html"),
     log:
         f"{L.logs}/collect_scores.log",
+    benchmark:
+        f"{L.benchmarks}/collect_scores.tsv"
     shell:
         f"{script('collect_scores')} {{params.args:q}} > {{log}} 2>&1"
 
 
+rule scores_parquet:
+    input:
+        score_files,
+    output:
+        f"{R}/scores.parquet",
+    params:
+        args=lambda wc: args(scores_dir=L.scores, groups=list(PLAN.eval_groups()),
+                             batches=list(PLAN.batches()), out=f"{R}/scores.parquet"),
+    log:
+        f"{L.logs}/scores_parquet.log",
+    benchmark:
+        f"{L.benchmarks}/scores_parquet.tsv"
+    shell:
+        f"{script('scores_parquet')} {{params.args:q}} > {{log}} 2>&1"
+
+
 rule plot_scores:
     input:
-        f"{R}/scores.csv",
+        lambda wc: PLAN.scores_table(),
     output:
         heatmap=report(f"{R}/plots/heatmap.png", caption="../report/heatmap.rst", category="1. Scores"),
         ranking=report(f"{R}/plots/ranking.png", caption="../report/ranking.rst", category="1. Scores"),
     params:
-        args=args(scores=f"{R}/scores.csv", heatmap=f"{R}/plots/heatmap.png", ranking=f"{R}/plots/ranking.png"),
+        args=lambda wc: args(scores=PLAN.scores_table(), heatmap=f"{R}/plots/heatmap.png",
+                             ranking=f"{R}/plots/ranking.png"),
     log:
         f"{L.logs}/plot_scores.log",
+    benchmark:
+        f"{L.benchmarks}/plot_scores.tsv"
     shell:
         f"{script('plot_scores')} {{params.args:q}} > {{log}} 2>&1"

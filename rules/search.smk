@@ -29,7 +29,7 @@ rule search_target:
 checkpoint best_mixtures:
     input:
         found=lambda wc: [f"{L.search}/targets/{t}.json" for t in PLAN.search_targets()],
-        scores=f"{R}/scores.csv",
+        scores=lambda wc: PLAN.scores_table(),
         calibration=lambda wc: PLAN.calibration_input() or [],
     output:
         csv=report(f"{L.search}/best_mixtures.csv", caption="../report/best_mixtures.rst", category="3. Search"),
@@ -45,7 +45,7 @@ checkpoint best_mixtures:
 rule validate_search:
     input:
         best=f"{L.search}/best_mixtures.csv",
-        scores=f"{R}/scores.csv",
+        scores=lambda wc: PLAN.scores_table(),
         models=lambda wc: sorted(PLAN.search_validation_models().values()),
         tokenizer=PLAN.tokenizer,
     output:

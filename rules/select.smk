@@ -73,7 +73,7 @@ rule select_shard:
 
 rule selection_summary:
     input:
-        scores=f"{R}/scores.csv",
+        scores=lambda wc: PLAN.scores_table(),
         shards=lambda wc: [f"{L.selection}/shards/{s}" for s in PLAN.selection_shards()],
     output:
         csv=report(f"{L.selection}/summary.csv", caption="../report/selection_summary.rst", category="4. Selection"),

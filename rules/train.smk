@@ -66,5 +66,7 @@ rule train_shard:
         runtime=120,
     log:
         f"{L.logs}/train_shard/{{shard}}.log",
+    benchmark:
+        f"{L.benchmarks}/train_shard/{{shard}}.tsv"
     shell:
         f"{script('continue_pretraining')} {{params.args:q}} {{threads}} {{params.how:q}} > {{log}} 2>&1"

@@ -26,7 +26,7 @@ rule train_full:
 
 rule agreement:
     input:
-        f"{R}/scores.csv",
+        lambda wc: PLAN.scores_table(),
     output:
         agreement=report(f"{R}/validation/agreement.csv", caption="../report/agreement.rst",
                          category="2. Validation"),
@@ -41,7 +41,7 @@ rule agreement:
         predictions=report(f"{R}/predictions.csv", caption="../report/predictions.rst", category="2. Validation"),
     params:
         args=lambda wc: args(
-            scores=f"{R}/scores.csv", shards=list(PLAN.shard_sources()), mixtures=CFG["mixtures"],
+            scores=PLAN.scores_table(), shards=list(PLAN.shard_sources()), mixtures=CFG["mixtures"],
             tokens_per_shard=CFG["shard_training"]["tokens"],
             agreement=f"{R}/validation/agreement.csv", naive=f"{R}/validation/agreement_naive.csv",
             html=f"{R}/validation/agreement.html", scatter=f"{R}/validation/scatter.png",

@@ -32,13 +32,64 @@ def read_batch(path: Path) -> pd.DataFrame:
                                     "which scores the batch again")
 
 
+# the table's columns as Parquet stores them
+SCHEMA = {"model": "string", "kind": "string", "shards": "string", "weights": "string", "method": "string",
+          "eval_set": "string", "tokens": "int64", "bytes": "int64", "nll": "float64", "ppl": "float64",
+          "bpb": "float64"}
+ROW_GROUP = 100_000  # rows buffered before a Parquet row group is written
+
+
+def _arrow_schema():
+    import pyarrow as pa
+
+    return pa.schema([(name, getattr(pa, kind)()) for name, kind in SCHEMA.items()])
+
+
+def write_parquet(scores_dir: str, groups: list[str], batches: list[str], out: str) -> dict:
+    """Every batch's scores into one Parquet file at `out` (whole or not at all), a batch at a
+    time: memory grows with one batch and the models' names, not with the table. Returns the
+    table's rows, models and eval sets."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from shardmix import atomic
+
+    schema, rows, models, sets = _arrow_schema(), 0, set(), set()
+    with atomic.file(out) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+        buffered = []
+        for g in groups:
+            in_group = set()  # a model scored twice on a set is a model in two batches of one group
+            for b in batches:
+                frame = read_batch(Path(scores_dir) / g / f"{b}.csv")[COLUMNS]
+                twice = in_group.intersection(frame["model"].unique())
+                if twice:
+                    raise ValueError(f"model {sorted(twice)[0]} is scored twice in eval-set group {g}")
+                in_group.update(frame["model"].unique())
+                sets.update(frame["eval_set"].unique())
+                rows += len(frame)
+                buffered.append(pa.Table.from_pandas(frame, schema=schema, preserve_index=False))
+                if sum(len(t) for t in buffered) >= ROW_GROUP:
+                    writer.write_table(pa.concat_tables(buffered))
+                    buffered = []
+            models |= in_group
+        if buffered:
+            writer.write_table(pa.concat_tables(buffered))
+    return {"rows": rows, "models": len(models), "eval_sets": len(sets)}
+
+
 def collect(scores_dir: str, groups: list[str], batches: list[str]) -> pd.DataFrame:
+    """Every batch's scores as one sorted table, held whole (scores.csv, for tables that are small)."""
     frames = [read_batch(Path(scores_dir) / g / f"{b}.csv") for g in groups for b in batches]
     table = pd.concat(frames, ignore_index=True)[COLUMNS]
     dupes = table.duplicated(["model", "eval_set"])
     if dupes.any():
         row = table[dupes].iloc[0]
         raise ValueError(f"model {row['model']} is scored twice on {row['eval_set']}")
+    return sort(table)
+
+
+def sort(table: pd.DataFrame) -> pd.DataFrame:
+    """Seed, shard models, merged mixtures (fewest members first), trained mixtures."""
     order = table["kind"].map(KIND_ORDER)
     return (table.assign(_k=order, _n=table["shards"].str.count(r"\+"))
             .sort_values(["_k", "_n", "shards", "weights", "method", "eval_set"]).drop(columns=["_k", "_n"])
@@ -52,9 +103,15 @@ def ppl_by_model(table: pd.DataFrame, max_rows: int = 500) -> tuple[pd.DataFrame
     wide = wide.loc[order].reset_index()
     note = "Perplexity (lower is better); rows sorted by mean perplexity relative to the best model per eval set."
     if len(wide) > max_rows:
-        note += f" Showing the best {max_rows} of {len(wide)} models; scores.csv has them all."
+        note += f" Showing the best {max_rows} of {len(wide)} models; scores.parquet has them all."
     return wide.head(max_rows), note
 
 
-def load(path: str) -> pd.DataFrame:
-    return pd.read_csv(path, keep_default_na=False, dtype={"weights": str})
+def load(path: str, columns: list[str] | None = None) -> pd.DataFrame:
+    """The scores table (Parquet, or a CSV written by this module), optionally only `columns`:
+    Parquet reads just those from disk."""
+    if str(path).endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path, columns=columns).to_pandas()
+    return pd.read_csv(path, keep_default_na=False, dtype={"weights": str}, usecols=columns)

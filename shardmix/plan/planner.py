@@ -30,6 +30,7 @@ from shardmix.plan.records import read_json, read_record
 
 # settings that change how a job runs or what it logs, never its result: kept out of params
 NOT_RESULT_BEARING = ("checkpoint_every", "log_every", "resident_mb")
+CSV_ROWS = 1_000_000  # evaluation.scores_csv auto: above this the table is Parquet only
 UNIT = re.compile(r"(.+)-\d{3,}")  # a base unit of a domain cut by field_units
 
 
@@ -302,6 +303,20 @@ class Planner:
                     min_tokens=ev["min_tokens"], batch_windows=ev["batch_windows"],
                     context=self.cfg["model"]["context"], out=out)
 
+    def scores_csv_wanted(self) -> bool:
+        """evaluation.scores_csv: always, never, or auto: while the table holds at most
+        CSV_ROWS rows (models x eval sets)."""
+        choice = self.cfg["evaluation"]["scores_csv"]
+        if choice != "auto":
+            return choice == "always"
+        models = sum(len(entries) for entries in self.batches().values())
+        return models * len(self.eval_sets()) <= CSV_ROWS
+
+    def scores_table(self) -> str:
+        """The table later jobs read: scores.csv where it is written (so runs that always read it
+        keep their parameters), else scores.parquet."""
+        return f"{self.layout.results}/scores.{'csv' if self.scores_csv_wanted() else 'parquet'}"
+
     def eval_groups_record(self) -> str:
         # which eval sets joined the run together; later runs keep these groups
         return args(record={"groups": list(self.eval_groups().values())}, out=self.layout.eval_groups_record)
@@ -390,7 +405,7 @@ class Planner:
 
     def selection_summary_args(self) -> dict:
         selection = self.layout.selection
-        return dict(scores=f"{self.layout.results}/scores.csv", selections=self.selection_shards(),
+        return dict(scores=self.scores_table(), selections=self.selection_shards(),
                     shards_dir=f"{selection}/shards", method=self.methods[0]["label"], out=f"{selection}/summary.csv",
                     plots={t["name"]: f"{selection}/{t['name']}.png" for t in self.cfg["selection"]["targets"]})
 
@@ -436,7 +451,7 @@ class Planner:
     def best_mixtures_args(self) -> dict:
         search, targets = self.layout.search, self.search_targets()
         return dict(targets=targets, found={t: f"{search}/targets/{t}.json" for t in targets},
-                    scores=f"{self.layout.results}/scores.csv", calibration=self.calibration_input(),
+                    scores=self.scores_table(), calibration=self.calibration_input(),
                     method=self.methods[0]["label"], shards=list(self.shard_sources()),
                     out=f"{search}/best_mixtures.csv", plot=f"{search}/weights.png")
 
@@ -453,7 +468,7 @@ class Planner:
 
     def validate_search_args(self) -> dict:
         search, targets = self.layout.search, self.search_targets()
-        return dict(best=f"{search}/best_mixtures.csv", scores=f"{self.layout.results}/scores.csv", targets=targets,
+        return dict(best=f"{search}/best_mixtures.csv", scores=self.scores_table(), targets=targets,
                     full_models=self.search_validation_models(), uniform=self.uniform_all(), tokenizer=self.tokenizer,
                     eval_sets={s: self.eval_set_spec(s) for t in targets.values() for s in t},
                     max_tokens=self.cfg["evaluation"]["max_tokens"], context=self.cfg["model"]["context"],
