@@ -45,8 +45,17 @@ localrules:
     shard_sizes,
 
 
+onstart:
+    start_warm()
+
+
 onsuccess:
+    stop_warm()
     record_run()
+
+
+onerror:
+    stop_warm()
 
 
 rule all:

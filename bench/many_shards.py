@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
@@ -122,25 +123,50 @@ def run(workdir: Path, sizes=(64, 256, 1024), eval_sets="shards") -> dict:
     return out
 
 
-# what every evaluation job does before its first model: imports, tokenizer, model skeleton
-STARTUP = """
-import resource, sys, time
-from shardmix import atomic, faults, merge, perplexity, tokenizer
-from shardmix import model as models
-from shardmix import pool as shard_pool
-byte_lengths = tokenizer.token_byte_lengths(tokenizer.load(sys.argv[1]))
-lm = models.skeleton(sys.argv[2])
-u = resource.getrusage(resource.RUSAGE_SELF)
-print(u.ru_utime + u.ru_stime)
-"""
+def fixed_cost(work: Path, warm_start: bool) -> float:
+    """CPU seconds (the job's process and, with warm start, its forked child) of an evaluation
+    job that scores only the seed on 64 tokens of each eval set: what a job costs before its
+    models (median of three)."""
+    import resource
+
+    from shardmix import config as shardmix_config
+    from shardmix import warm
+    from shardmix.plan import Planner
+
+    cfg = shardmix_config.validate(yaml.safe_load((work / "config.yaml").read_text()))
+    cfg["evaluation"].update(max_tokens=64, min_tokens=2)
+    here = os.getcwd()
+    os.chdir(work)  # the planner reads the run's folder where Snakemake would: the working directory
+    try:
+        job = Planner(cfg).eval_args("g0", "seed").replace('"results/scores/g0/seed.csv"', '"probe.csv"')
+    finally:
+        os.chdir(here)
+    env = {"PYTHONPATH": str(kit.ROOT), "PATH": os.environ["PATH"], "SHARDMIX_DEVICE": "cpu"}
+    server = warm.start(str(kit.ROOT), str(work / "probe-warm.log")) if warm_start else None
+    try:
+        if server:
+            env[warm.ENV] = server[0]
+        costs = []
+        for _ in range(3):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            p = subprocess.run([sys.executable, str(kit.ROOT / "workflow_scripts/evaluate_batch.py"), job, "1",
+                                '{"resident_mb": 4096}'], cwd=work, env=env, capture_output=True, text=True, check=True)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            child = re.search(r"warm start: ran in pid \d+, ([\d.]+) CPU-s", p.stderr)
+            costs.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+                         + (float(child.group(1)) if child else 0.0))
+    finally:
+        if server:
+            warm.stop(*server)
+        (work / "probe.csv").unlink(missing_ok=True)
+    return sorted(costs)[1]
 
 
-def startup_cpu(work: Path) -> float:
-    """CPU seconds an evaluation job spends before scoring anything (median of three)."""
-    env = {"PYTHONPATH": str(kit.ROOT), "PATH": "/usr/bin:/bin"}
-    runs = [float(subprocess.run([sys.executable, "-c", STARTUP, "results/tokenizer", "results/models/seed"], cwd=work,
-                                 env=env, capture_output=True, text=True, check=True).stdout) for _ in range(3)]
-    return sorted(runs)[1]
+def warm_cpu(log: Path) -> float:
+    """CPU seconds of a job's warm-start child, from the line the job's process writes."""
+    found = re.search(r"warm start: ran in pid \d+, ([\d.]+) CPU-s", log.read_text(errors="replace")) \
+        if log.exists() else None
+    return float(found.group(1)) if found else 0.0
 
 
 def benchmarks(work: Path) -> dict:
@@ -154,31 +180,43 @@ def benchmarks(work: Path) -> dict:
             row = next(csv.DictReader(f, delimiter="\t"))
         r = out.setdefault(rule, {"jobs": 0, "cpu_seconds": 0.0, "seconds": 0.0, "peak_rss_mib": 0.0})
         r["jobs"] += 1
-        r["cpu_seconds"] += float(row["cpu_time"])
+        # with warm start the benchmark sees the job's process, not the forked child that did the work
+        log = work / "logs" / tsv.relative_to(work / "benchmarks").with_suffix(".log")
+        r["cpu_seconds"] += float(row["cpu_time"]) + warm_cpu(log)
         r["seconds"] += float(row["s"])
         r["peak_rss_mib"] = max(r["peak_rss_mib"], float(row["max_rss"]))
     return {k: {m: round(v, 1) if isinstance(v, float) else v for m, v in r.items()} for k, r in out.items()}
 
 
-def real_run(workdir: Path, n: int = 64, eval_sets="shards") -> dict:
+def real_run(workdir: Path, n: int = 64, eval_sets="shards", warm_start=True) -> dict:
     """Every pair of n shards, run to `rule all` and the report."""
     available = split(workdir)
     cfg = config(workdir / "data", units(n, available), eval_sets)
+    cfg["runtime"] = {"warm_start": warm_start}
     run = snakemake(workdir, cfg)
     report = snakemake(workdir, cfg, "--report", "results/report.html")
     done = [int(x) for x in re.findall(r"(\d+) of \d+ steps \(100%\) done", run["out"])]
     rules = benchmarks(workdir)
-    fixed = startup_cpu(workdir)
+    fixed = {"cold": fixed_cost(workdir, False), "warm": fixed_cost(workdir, True)}
+    used = "warm" if cfg["runtime"]["warm_start"] else "cold"
     jobs_started = sum(r["jobs"] for k, r in rules.items() if k in ("evaluate", "train_shard"))
     cpu = sum(r["cpu_seconds"] for k, r in rules.items() if k in ("evaluate", "train_shard"))
-    scores = workdir / "results/scores.csv"
+    scores = workdir / "results/scores.parquet"
     mixtures = n * (n - 1) // 2
     return {"shards": n, "eval_sets": eval_sets, "wall_seconds": round(run["seconds"]), "jobs": done[-1] if done else None,
             "report_seconds": round(report["seconds"]), "report_peak_rss_mib": round(report["rss"]),
-            "rules": rules, "startup_cpu_per_job": round(fixed, 2),
-            "startup_share_of_job_cpu": round(fixed * jobs_started / cpu, 3) if cpu else None,
+            "rules": rules, "fixed_cpu_per_evaluation_job": {k: round(v, 2) for k, v in fixed.items()},
+            "startup_share_of_job_cpu": round(fixed[used] * jobs_started / cpu, 3) if cpu else None,
             "merged_mixtures_per_eval_second": round(mixtures / rules["evaluate"]["seconds"], 2),
-            "scores_rows": sum(1 for _ in open(scores)) - 1, "scores_csv_mib": round(scores.stat().st_size / 2**20, 1)}
+            "scores_rows": _rows(scores), "scores_parquet_mib": round(scores.stat().st_size / 2**20, 2),
+            "scores_csv_mib": round((workdir / "results/scores.csv").stat().st_size / 2**20, 2)
+            if (workdir / "results/scores.csv").exists() else None}
+
+
+def _rows(parquet: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(parquet).metadata.num_rows
 
 
 if __name__ == "__main__":

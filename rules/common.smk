@@ -42,6 +42,26 @@ def record_run():
     atomic.write_text(L.run_record, PLAN.run_record())
 
 
+_WARM = []  # (socket, process) of this run's warm-start server
+
+
+def start_warm():
+    """Jobs that run on this machine fork from one process that has imported torch and
+    transformers (shardmix.warm), unless runtime.warm_start is off or jobs run elsewhere."""
+    from shardmix import warm
+
+    if CFG["runtime"]["warm_start"] and workflow.local_exec:
+        _WARM.append(warm.start(workflow.basedir, f"{L.logs}/warm_start.log"))
+        os.environ[warm.ENV] = _WARM[0][0]
+
+
+def stop_warm():
+    from shardmix import warm
+
+    while _WARM:
+        warm.stop(*_WARM.pop())
+
+
 def shards():
     """Shards of this run in the order they were added. Only `rule all` calls this: it waits for
     every source's split (checkpoint); the planner reads the manifests directly, so a job's

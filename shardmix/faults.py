@@ -7,7 +7,10 @@ from __future__ import annotations
 import os
 import signal
 
+JOB_GROUP = "SHARDMIX_JOB_PGRP"  # set in a warm-start child (shardmix.warm): its caller's group
+
 
 def crash_point(point: str) -> None:
     if os.environ.get("SHARDMIX_CRASH_AT") == point:
-        os.killpg(os.getpgrp(), signal.SIGKILL)
+        os.killpg(int(os.environ.get(JOB_GROUP, os.getpgrp())), signal.SIGKILL)
+        os.kill(os.getpid(), signal.SIGKILL)  # a warm child is in the server's group, not its caller's

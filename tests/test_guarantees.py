@@ -63,7 +63,7 @@ def _set(path):
 
 EVERY_SCORE, ALL_BUT_SEED = "every score", "every score but the seed's"
 SEARCHED = {"search_target": 2, "best_mixtures": 1}  # the tiny config's two search targets
-RESCORED = {"collect_scores": 1, "plot_scores": 1, "agreement": 1, **SEARCHED}
+RESCORED = {"collect_scores": 1, "scores_parquet": 1, "plot_scores": 1, "agreement": 1, **SEARCHED}
 RETRAINED = {"train_shard": 3, "train_full": 4, "evaluate_batch": ALL_BUT_SEED, **RESCORED}
 VALIDATED = [["json", "email"], ["http", "json"], ["email", "http", "json"], {"json": 0.75, "http": 0.25}]
 
@@ -94,6 +94,8 @@ VALIDATED = [["json", "email"], ["http", "json"], ["email", "http", "json"], {"j
     (_set(("runtime", "train_threads", 2)), {}),
     (_set(("shard_training", "checkpoint_every", 3)), {}),
     (_set(("shard_training", "log_every", 1)), {}),
+    (_set(("runtime", "warm_start", False)), {}),
+    (_set(("evaluation", "scores_csv", "always")), {}),  # the tiny table is written as CSV anyway
 ])
 def test_each_setting_reruns_exactly_what_it_changes(pipeline, tmp_path, data_dir, change, expected):
     work = _grown(pipeline, tmp_path, "changed-setting")

@@ -122,7 +122,7 @@ def test_adding_a_source_splits_only_it_and_trains_one_model_per_new_shard(grown
     # groups (the old sets; the new held-out set, a group of its own), and the 8 old batches (seed,
     # json, email, http x2, the weighted pair, 2 of really trained mixtures) on the new set only
     assert jobs["evaluate_batch"] == 3 * 2 + 8 and jobs["record_eval_groups"] == 1
-    outputs = ("scores.csv", "scores.html", "heatmap.png", "ranking.png", "agreement.csv",
+    outputs = ("scores.csv", "scores.parquet", "scores.html", "heatmap.png", "ranking.png", "agreement.csv",
                "agreement_naive.csv", "agreement.html", "scatter.png", "cost.png", "shards.csv", "run_config.json",
                "calibration.csv", "predictions.csv", "eval_groups.json", "all.json", "json.json", "best_mixtures.csv",
                "weights.png")

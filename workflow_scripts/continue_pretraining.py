@@ -4,6 +4,9 @@ Every source gets the shard budget, or for a weighted mixture of k shards its we
 of k budgets; a fresh AdamW starts from the seed's weights. The
 model is saved in the seed's dtype; a resumable state is kept in `<out>.resume` meanwhile.
 """
+from shardmix.warm import delegate
+
+delegate()  # where a warm-start server answers, a fork of it runs this script (shardmix.warm)
 import shutil
 
 from shardmix import model as models

@@ -6,6 +6,9 @@ mixture is built from memory by updating a running sum (shardmix.pool), in an or
 consecutive mixtures differ little; otherwise each merge streams tensor by tensor from disk
 into one evaluation model, so a batch never holds more than one model.
 """
+from shardmix.warm import delegate
+
+delegate()  # where a warm-start server answers, a fork of it runs this script (shardmix.warm)
 import csv
 import io
 import resource

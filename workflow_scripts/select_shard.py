@@ -1,5 +1,8 @@
 """Rule select_shard: one method's choice of candidates toward one target, as a new shard's
 training tokens, with its provenance (pool, target, method, OT settings, chosen documents)."""
+from shardmix.warm import delegate
+
+delegate()  # where a warm-start server answers, a fork of it runs this script (shardmix.warm)
 import json
 import time
 

@@ -1,5 +1,8 @@
 """Rule seed_model: pretrain a small Llama-style model from scratch on the foundation sources'
 seed data (each source's share of the budget in proportion to its seed tokens)."""
+from shardmix.warm import delegate
+
+delegate()  # where a warm-start server answers, a fork of it runs this script (shardmix.warm)
 import shutil
 
 from shardmix import model as models

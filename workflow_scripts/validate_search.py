@@ -1,5 +1,8 @@
 """Rule validate_search: true ppl of each target's searched mixture, of the best really trained
 subset, and of uniform weights over every shard."""
+from shardmix.warm import delegate
+
+delegate()  # where a warm-start server answers, a fork of it runs this script (shardmix.warm)
 import math
 
 import pandas as pd
