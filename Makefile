@@ -44,7 +44,8 @@ test: setup
 	$(BIN)/python -m pytest -q tests
 
 # speed and memory against transformers.Trainer, a plain evaluation loop, saved models, training
-# each mixture, and planning at 16-17 shards: prints a table, writes results/bench/bench.json
+# each mixture, planning at 16-17 and at 64-1,024 shards, and a run of every pair of 64 shards:
+# prints a table, writes results/bench/bench.json
 bench: setup
 	$(BIN)/python bench/run.py
 

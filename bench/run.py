@@ -189,8 +189,8 @@ def main():
                 from bench import many_shards
 
                 work = Path(tmp) / "many_shards"
-                figures = {"dry runs": many_shards.run(work),
-                           "real run": many_shards.real_run(work / "run", 64)}
+                figures = {f"{size}, dry run": row for size, row in many_shards.run(work).items()}
+                figures["64 shards, run"] = many_shards.real_run(work / "run", 64)
             else:
                 figures = globals()[section](corpus, args.repeats)
             results["figures"][section] = figures

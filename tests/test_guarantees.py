@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -192,3 +193,18 @@ def test_removing_a_scored_shard_says_what_is_scored_again(pipeline, tmp_path, d
     proc = snakemake(work, "--dry-run")
     assert "WARNING: shard(s) or eval set(s) http left the run after they were scored" in proc.stderr, proc.stderr
     assert "Only time is spent: a mixture's scores do not change" in proc.stderr
+
+
+def test_a_run_of_the_version_before_the_planner_package_keeps_its_parameters(pipeline, data_dir):
+    """The compared parameters of every job of the tiny run, as the version before shardmix.plan
+    (4533a1f) recorded them: an upgrade reruns a finished run's job only where one differs."""
+    import base64
+
+    before = (Path(__file__).parent / "data/params_before_planner.json").read_text()
+    before = json.loads(before.replace("{data}", str(data_dir)))
+    metadata = pipeline / ".snakemake/metadata"
+    now = {base64.urlsafe_b64decode(f.name).decode(): json.loads(f.read_text()) for f in metadata.iterdir()}
+    assert len(before) == 38
+    for output, recorded in before.items():
+        assert (now[output]["rule"], now[output]["params"]) == (recorded["rule"], recorded["params"]), output
+
