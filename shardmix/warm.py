@@ -25,6 +25,8 @@ import struct
 import sys
 import threading
 
+from shardmix import faults
+
 ENV = "SHARDMIX_WARM"
 CHILD_ENV = "SHARDMIX_WARM_CHILD"
 HEADER = struct.Struct("!Q")
@@ -76,7 +78,7 @@ def delegate() -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     # the job's process group goes with it: what signals "the job and its Snakemake" finds them
-    env = {**os.environ, "SHARDMIX_JOB_PGRP": str(os.getpgrp())}
+    env = {**os.environ, faults.JOB_GROUP: str(os.getpgrp())}
     request = {"argv": [os.path.abspath(sys.argv[0]), *sys.argv[1:]], "cwd": os.getcwd(), "env": env}
     try:
         _send(sock, json.dumps(request).encode(), fds=(0, 1, 2))
