@@ -103,3 +103,39 @@ def alternate(a, b, repeats: int = 3) -> tuple[list[dict], list[dict]]:
 
 def median(runs: list[dict], key: str) -> float:
     return statistics.median(r[key] for r in runs)
+
+
+# CPU (user + system) and peak RSS of the child: the machine is shared, so CPU, not wall time
+_WRAP = ("import resource, subprocess, sys, json; p = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+         "u = resource.getrusage(resource.RUSAGE_CHILDREN); "
+         "print(json.dumps({'rc': p.returncode, 'out': p.stdout + p.stderr, 'cpu': u.ru_utime + u.ru_stime, "
+         "'rss': u.ru_maxrss / 1024}))")
+
+
+def snakemake(work: Path, config: dict, *args: str) -> dict:
+    """Run the workflow on `config` in `work`: its output, return code, CPU seconds, peak RSS
+    (MiB) and wall seconds."""
+    import time
+
+    import yaml
+
+    (work / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(work),
+           "--configfile", str(work / "config.yaml"), "--cores", "2", *args]
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", _WRAP, *cmd], capture_output=True, text=True, check=True)
+    result = json.loads(out.stdout)
+    if result["rc"]:
+        raise RuntimeError(f"snakemake {' '.join(args)} failed:\n{result['out'][-4000:]}")
+    result["seconds"] = time.perf_counter() - start
+    return result
+
+
+def planned_jobs(text: str) -> dict[str, int]:
+    """Rule -> jobs, from the 'Job stats' table a (dry) run prints."""
+    import re
+
+    if "Nothing to be done" in text:
+        return {}
+    table = text[text.index("Job stats:"):]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m.group(1) != "total"}

@@ -18,7 +18,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import yaml
@@ -29,11 +28,6 @@ from bench import kit  # noqa: E402
 
 DOMAINS = ["unittest", "test", "idlelib", "encodings", "distutils", "pydoc_data", "tkinter", "lib2to3"]
 UNIT_TOKENS = 1000
-# CPU (user + system) and peak RSS of the child: the machine is shared, so CPU, not wall time
-WRAP = ("import resource, subprocess, sys, json; p = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
-        "u = resource.getrusage(resource.RUSAGE_CHILDREN); "
-        "print(json.dumps({'rc': p.returncode, 'out': p.stdout + p.stderr, 'cpu': u.ru_utime + u.ru_stime, "
-        "'rss': u.ru_maxrss / 1024}))")
 
 
 def config(data: Path, include: list[str] | None, eval_sets="shards") -> dict:
@@ -51,24 +45,6 @@ def config(data: Path, include: list[str] | None, eval_sets="shards") -> dict:
     }
 
 
-def snakemake(work: Path, cfg: dict, *args: str) -> dict:
-    (work / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(kit.ROOT / "Snakefile"), "--directory", str(work),
-           "--configfile", str(work / "config.yaml"), "--cores", "2", *args]
-    start = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", WRAP, *cmd], capture_output=True, text=True, check=True)
-    result = json.loads(out.stdout)
-    if result["rc"]:
-        raise RuntimeError(f"snakemake {' '.join(args)} failed:\n{result['out'][-4000:]}")
-    result["seconds"] = time.perf_counter() - start
-    return result
-
-
-def jobs(text: str) -> dict[str, int]:
-    if "Nothing to be done" in text:
-        return {}
-    table = text[text.index("Job stats:"):]
-    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m.group(1) != "total"}
 
 
 def write_corpus(data: Path, chars: int = 500_000) -> None:
@@ -102,7 +78,7 @@ def split(work: Path) -> list[str]:
     write_corpus(work / "data")
     manifest = work / "results/corpus/corpus/manifest.json"
     if not manifest.exists():
-        snakemake(work, config(work / "data", None), "results/corpus/corpus/manifest.json")
+        kit.snakemake(work, config(work / "data", None), "results/corpus/corpus/manifest.json")
     shards = json.loads(manifest.read_text())["shards"]
     return [name for name, info in shards.items() if info["heldout_tokens"] >= 64 and info["train_tokens"] > 256]
 
@@ -112,8 +88,8 @@ def run(workdir: Path, sizes=(64, 256, 1024), eval_sets="shards") -> dict:
     out = {}
     for n in sizes:
         cfg = config(workdir / "data", units(n, available), eval_sets)
-        r = snakemake(workdir, cfg, "-n", "--quiet", "rules")
-        planned = jobs(r["out"])
+        r = kit.snakemake(workdir, cfg, "-n", "--quiet", "rules")
+        planned = kit.planned_jobs(r["out"])
         total = sum(planned.values())
         out[f"{n} shards"] = {"mixtures": n * (n + 1) // 2, "eval_sets": eval_sets, "jobs": total,
                               "evaluation_jobs": planned.get("evaluate_batch", 0),
@@ -193,8 +169,8 @@ def real_run(workdir: Path, n: int = 64, eval_sets="shards", warm_start=True) ->
     available = split(workdir)
     cfg = config(workdir / "data", units(n, available), eval_sets)
     cfg["runtime"] = {"warm_start": warm_start}
-    run = snakemake(workdir, cfg)
-    report = snakemake(workdir, cfg, "--report", "results/report.html")
+    run = kit.snakemake(workdir, cfg)
+    report = kit.snakemake(workdir, cfg, "--report", "results/report.html")
     done = [int(x) for x in re.findall(r"(\d+) of \d+ steps \(100%\) done", run["out"])]
     rules = benchmarks(workdir)
     fixed = {"cold": fixed_cost(workdir, False), "warm": fixed_cost(workdir, True)}

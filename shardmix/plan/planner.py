@@ -307,8 +307,8 @@ class Planner:
         choice = self.cfg["evaluation"]["scores_csv"]
         if choice != "auto":
             return choice == "always"
-        models = sum(len(entries) for entries in self.batches().values())
-        return models * len(self.eval_sets()) <= CSV_ROWS
+        view = self.view()
+        return view.scores * len(view.eval_specs) <= CSV_ROWS
 
     def scores_table(self) -> str:
         """The table later jobs read: scores.csv where it is written (so runs that always read it

@@ -190,6 +190,11 @@ class ShardView:
         plan.update(self._selection_batches(order, size))
         return plan, validated, picks
 
+    @cached_property
+    def scores(self) -> int:
+        """Models the run scores (rows of the scores table per eval set); asked per job, counted once."""
+        return sum(len(entries) for entries in self.plan[0].values())
+
     def _selection_batches(self, order: list, size: int) -> dict:
         """A selected shard's batches: its model alone, paired with each shard of the run, and
         added to all of them (uniform weights), as selection.mixtures asks."""
