@@ -59,10 +59,33 @@ if CFG["tokenizer"]["source"] == "train":
             f"{script('train_tokenizer')} {{params.args:q}} > {{log}} 2>&1"
 
 
+rule split_part:
+    input:
+        tokenizer=PLAN.tokenizer,
+    output:
+        temp(directory(L.split_part("{source}", "{part}"))),
+    wildcard_constraints:
+        source="[^/]+",
+        part="[0-9]+",
+    params:
+        args=lambda wc, output: args(source=PLAN.sources[wc.source], pieces=PLAN.split_parts(wc.source)[int(wc.part)],
+                                     tokenizer=PLAN.tokenizer, out=output[0]),
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=120,
+    log:
+        f"{L.logs}/split_part/{{source}}/{{part}}.log",
+    shell:
+        # the tokenizer's thread pool sized to the job's cores, so parallel parts do not oversubscribe
+        f"RAYON_NUM_THREADS={{threads}} {script('split_part')} {{params.args:q}} > {{log}} 2>&1"
+
+
 checkpoint split_source:
     input:
         corpus=lambda wc: source_input(wc.source),
         tokenizer=PLAN.tokenizer,
+        parts=lambda wc: PLAN.split_part_dirs(wc.source),
     output:
         manifest=L.manifest("{source}"),
         tokens=directory(f"{L.corpus}/{{source}}/tokens"),
@@ -70,11 +93,13 @@ checkpoint split_source:
         source="[^/]+",
     params:
         compared=lambda wc: args(**PLAN.split_spec(wc.source)),
-        # the path is not compared (derived: it takes `output`); the checksum stands for the bytes
-        args=lambda wc, output: args(source=PLAN.sources[wc.source], tokenizer=PLAN.tokenizer, tokens_dir=output.tokens,
-                                     manifest=output.manifest),
+        # the path is not compared (derived: it takes `output`); the checksum stands for the bytes;
+        # parts only share out the reading
+        args=lambda wc, input, output: args(source=PLAN.sources[wc.source], tokenizer=PLAN.tokenizer,
+                                            tokens_dir=output.tokens, manifest=output.manifest,
+                                            parts=list(input.parts)),
     resources:
-        mem_mb=16000,
+        mem_mb=3000,
         runtime=120,
     log:
         f"{L.logs}/split_source/{{source}}.log",

@@ -85,17 +85,17 @@ def test_jsonl_line_without_text_field_is_named(tmp_path):
         list(read_documents({"path": str(path)}))
 
 
-def test_missing_shard_field_is_named():
+def test_missing_shard_field_is_named(tmp_path):
     docs = [Document("x", {"domain": "a"}, "c.jsonl:1"), Document("y", {"topic": "b"}, "c.jsonl:2")]
     with pytest.raises(CorpusError, match=r"c\.jsonl:2: no field 'domain' to shard by"):
-        sharding.group_tokens(docs, _tok(), {"method": "field", "field": "domain"})
+        sharding.tokenize_part(docs, _tok(), {"method": "field", "field": "domain"}, tmp_path)
 
 
-def test_two_shards_with_the_same_sanitised_name_are_refused():
+def test_two_shards_with_the_same_sanitised_name_are_refused(tmp_path):
     docs = [Document("x", {"domain": "web text"}, "c.jsonl:1"), Document("y", {"domain": "web/text"}, "c.jsonl:7")]
     with pytest.raises(CorpusError, match=r"c\.jsonl:7: shard keys 'web text' and 'web/text' both become "
                                           r"the shard name 'web_text'"):
-        sharding.group_tokens(docs, _tok(), {"method": "field", "field": "domain"})
+        sharding.tokenize_part(docs, _tok(), {"method": "field", "field": "domain"}, tmp_path)
 
 
 def test_bad_corpus_line_fails_the_job_and_its_log_names_the_line(tmp_path, cfg, data_dir):
@@ -299,10 +299,22 @@ def test_a_damaged_or_mislabelled_gzip_file_is_named_with_its_line(tmp_path):
         list(read_documents({"path": str(plain)}))
 
 
-def test_shard_names_that_differ_only_in_case_are_refused():
+def test_shard_keys_that_collide_across_parts_are_refused_naming_the_later_place(tmp_path):
+    """Parts tokenized by separate jobs: the gather still refuses two keys sharing a file name."""
+    spec = {"method": "field", "field": "domain", "chunk_tokens": 16, "heldout_fraction": 0.2, "seed_fraction": 0.0,
+            "seed": 0}
+    sharding.tokenize_part([Document("x", {"domain": "web text"}, "a.jsonl:1")], _tok(), spec, tmp_path / "p0")
+    sharding.tokenize_part([Document("y", {"domain": "web/text"}, "b.jsonl:9")], _tok(), spec, tmp_path / "p1")
+    with pytest.raises(CorpusError, match=r"b\.jsonl:9: shard keys 'web text' and 'web/text' both become"):
+        sharding.split_parts([tmp_path / "p0", tmp_path / "p1"], spec, len(_tok()), tmp_path / "tokens",
+                             tmp_path / "manifest.json", {}, tmp_path / "scratch")
+    assert not (tmp_path / "tokens").exists() and not (tmp_path / "manifest.json").exists()
+
+
+def test_shard_names_that_differ_only_in_case_are_refused(tmp_path):
     docs = [Document("a", {"domain": "MAN8"}, "c.jsonl:1"), Document("b", {"domain": "man8"}, "c.jsonl:2")]
     with pytest.raises(CorpusError, match=r"c\.jsonl:2: shard names 'MAN8' and 'man8' differ only in case"):
-        sharding.group_tokens(docs, _tok(), {"method": "field", "field": "domain"})
+        sharding.tokenize_part(docs, _tok(), {"method": "field", "field": "domain"}, tmp_path)
 
 
 def test_an_empty_source_is_named_by_its_key_and_file(tmp_path, cfg, data_dir):

@@ -42,6 +42,7 @@ class Planner:
         self.sources = {s["name"]: s for s in cfg["sources"]}
         self.methods = [method_spec(m) for m in cfg["mixtures"]["methods"]]
         self.gpu = cfg["runtime"]["gpus_per_job"]
+        self._parts = {}
         self.rebuild = set()  # existing outputs the run must make again (checksums, job records)
         self.pretrained = self._pretrained_model() if cfg["model"]["source"] == "pretrained" else None
         self.tokenizer = shardmix_config.tokenizer_dir(cfg, layout.results)
@@ -92,6 +93,30 @@ class Planner:
         sharding = {k: v for k, v in self.sources[name]["sharding"].items() if k != "include"}
         return {**self.read_spec(name), "sharding": sharding}
 
+    def split_parts(self, name: str) -> list:
+        """The parts a source is tokenized in, each its own job (runtime.split_part_mb), as lists of
+        pieces; none where split_source reads the source itself: a source of one part, or the demo's
+        (built by a rule). A source already split keeps the parts its manifest records (gone since:
+        they are temporary), so its job's inputs stay what they were and nothing reruns; a re-split
+        on purpose (its `revision` raised) reads it in one job."""
+        if name not in self._parts:
+            spec, parts = self.sources[name], []
+            if os.path.exists(self.layout.manifest(name)):
+                manifest = self.read_manifest(name)
+                if manifest.get("revision") == spec["revision"]:
+                    self._parts[name] = [None] * manifest.get("parts", 0)
+                    return self._parts[name]
+            if not self.built(spec["path"]) and shardmix_corpus.exists(spec["path"]):
+                try:
+                    parts = shardmix_corpus.parts(spec, int(self.cfg["runtime"]["split_part_mb"] * 2**20), spec["key"])
+                except shardmix_corpus.CorpusError as e:
+                    raise PlanError(str(e)) from None
+            self._parts[name] = [[p.as_list() for p in part] for part in parts] if len(parts) > 1 else []
+        return self._parts[name]
+
+    def split_part_dirs(self, name: str) -> list[str]:
+        return [self.layout.split_part(name, i) for i in range(len(self.split_parts(name)))]
+
     def result_config(self) -> dict:
         return json.loads(json.dumps({k: v for k, v in self.cfg.items() if k != "runtime"}))
 
@@ -121,8 +146,9 @@ class Planner:
         paths += [(f"eval_sets[{i}].path", e["path"]) for i, e in enumerate(self.cfg["eval_sets"])]
         if self.cfg["selection"] and not os.path.exists(self.layout.selection_pool_info):
             paths.append(("selection.pool.path", self.cfg["selection"]["pool"]["path"]))
-        missing = [f"{key}: {path} does not exist" for key, path in paths
-                   if not os.path.exists(path) and not path.startswith(DEMO_CORPUS + "/")]
+        missing = [f"{key}: {path} " + ("matches no file" if shardmix_corpus.is_glob(path) else "does not exist")
+                   for key, path in paths
+                   if not shardmix_corpus.exists(path) and not path.startswith(DEMO_CORPUS + "/")]
         if missing:
             raise PlanError("\n".join(missing))
 
