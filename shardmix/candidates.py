@@ -38,7 +38,7 @@ def document_id(doc: Document) -> str:
     for name in ("id", "title"):
         if name in doc.meta and isinstance(doc.meta[name], (str, int)):
             return str(doc.meta[name])
-    return doc.where
+    return str(doc.where)
 
 
 def build_units(docs, tok, unit_tokens: int) -> dict:

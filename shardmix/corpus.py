@@ -19,7 +19,7 @@ import json
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 
 class CorpusError(ValueError):
@@ -185,8 +185,7 @@ def _lines_before(path: str, offset: int) -> int:
     return count
 
 
-@dataclass(frozen=True)
-class LineOf:
+class LineOf(NamedTuple):
     """Line `line` of a slice of `path` that starts at byte `start`: shown as the file's line
     number, which costs counting the lines before `start`, so it is counted only when shown."""
     path: Path
@@ -198,6 +197,7 @@ class LineOf:
 
     def __str__(self) -> str:
         return f"{self.path}:{int(self)}"
+
 
 
 def byte_range(size: int, piece: Piece) -> tuple[int, int]:

@@ -32,7 +32,7 @@ from shardmix import tokens as token_files
 from shardmix.corpus import CorpusError, Document
 from shardmix.naming import safe_name
 
-ENCODE_BATCH = 256
+ENCODE_BATCH = 4096  # documents per tokenizer call at most; and at most tokenizer.BATCH_CHARS characters
 FLUSH_BYTES = 32 << 20  # buffered ids of all shard keys of a part before they go to disk
 BLOCK_TOKENS = 1 << 22  # ids read at once while splitting
 STREAMS = "streams.json"
@@ -64,9 +64,11 @@ class _Names:
     """Shard key -> file name, refusing two keys that would share a file."""
 
     def __init__(self):
-        self.raw_of, self.folded, self.where = {}, {}, {}
+        self.raw_of, self.folded, self.where, self.known = {}, {}, {}, {}
 
     def add(self, raw: str, where, name: str | None = None) -> str:
+        if name is None and raw in self.known:
+            return self.known[raw]  # seen and checked: one lookup per document
         name = safe_name(raw) if name is None else name
         if not name:
             raise CorpusError(f"{where}: shard key {raw!r} leaves no usable file name")
@@ -79,6 +81,7 @@ class _Names:
                               "in case, and their files would collide on a case-insensitive file system; rename "
                               "one of them in the corpus")
         self.where.setdefault(name, str(where))
+        self.known[raw] = name
         return name
 
 
@@ -93,18 +96,31 @@ def tokenize_part(docs: Iterable[Document], tok, spec: dict, out_dir: str | Path
     documents: dict[str, int] = {}
     buffered: dict[str, tuple[list, list]] = {}
     pending: list[tuple[str, str]] = []
-    size = 0
+    size = chars = 0
 
     def encode():
         nonlocal size
-        texts = [text for _, text in pending if text]
-        encoded = iter(tokenization.encode_documents(tok, texts, dtype))
-        for name, text in pending:
-            ids = next(encoded) if text else np.zeros(0, dtype)
-            ids_list, lengths = buffered.setdefault(name, ([], []))
-            ids_list.append(ids)
-            lengths.append(len(ids))
-            size += ids.nbytes
+        keys = [name for name, _ in pending]
+        ids, lengths = tokenization.encode_flat(tok, [text for _, text in pending if text], dtype)
+        every = np.zeros(len(pending), np.int64)  # an empty document: no ids (random: still counted)
+        every[[i for i, (_, text) in enumerate(pending) if text]] = lengths
+        order_names = sorted(set(keys))
+        code_of = {n: c for c, n in enumerate(order_names)}
+        codes = np.fromiter((code_of[k] for k in keys), np.int64, len(keys))
+        # the batch's ids regrouped by shard key (stable: documents keep their order), in one gather
+        order = np.argsort(codes, kind="stable")
+        starts = np.concatenate([[0], np.cumsum(every)[:-1]])
+        sorted_lengths = every[order]
+        firsts = np.concatenate([[0], np.cumsum(sorted_lengths)[:-1]])
+        gathered = ids[np.repeat(starts[order] - firsts, sorted_lengths) + np.arange(len(ids))]
+        cuts = np.cumsum(np.bincount(codes, weights=every, minlength=len(order_names)).astype(np.int64))
+        doc_cuts = np.cumsum(np.bincount(codes, minlength=len(order_names)))
+        for c, name in enumerate(order_names):
+            lo, hi = (cuts[c - 1] if c else 0), cuts[c]
+            ids_list, length_list = buffered.setdefault(name, ([], []))
+            ids_list.append(gathered[lo:hi])
+            length_list.append(sorted_lengths[(doc_cuts[c - 1] if c else 0):doc_cuts[c]])
+        size += ids.nbytes
         pending.clear()
         if size >= FLUSH_BYTES:
             flush()
@@ -112,7 +128,7 @@ def tokenize_part(docs: Iterable[Document], tok, spec: dict, out_dir: str | Path
     def flush():
         nonlocal size
         for name, (ids_list, lengths) in buffered.items():
-            token_files.Raw(out / name, dtype).append(np.concatenate(ids_list), np.asarray(lengths))
+            token_files.Raw(out / name, dtype).append(np.concatenate(ids_list), np.concatenate(lengths))
         buffered.clear()
         size = 0
 
@@ -125,8 +141,10 @@ def tokenize_part(docs: Iterable[Document], tok, spec: dict, out_dir: str | Path
             if doc.text:
                 pending.append((name, doc.text))
                 documents[name] = documents.get(name, 0) + 1
-        if len(pending) >= ENCODE_BATCH:
+        chars += len(doc.text)
+        if len(pending) >= ENCODE_BATCH or chars >= tokenization.BATCH_CHARS:
             encode()
+            chars = 0
     if pending:
         encode()
     flush()

@@ -79,14 +79,30 @@ def _pieces(text: str, size: int = PIECE_CHARS) -> list[str]:
     return pieces
 
 
-def encode_documents(tok, texts: list[str], dtype=np.int64) -> list[np.ndarray]:
-    """Token ids of each text, each followed by the end-of-text token."""
-    parts: list[list[np.ndarray]] = [[] for _ in texts]
+def _ids_of(tok, pieces: list[str]) -> list[list[int]]:
+    """Ids of each piece, as tok(pieces, add_special_tokens=False) gives them. A fast
+    tokenizer's Rust core is called directly: transformers' per-call work (attention masks, a
+    BatchEncoding) costs about a tenth of the tokenizing; truncation and padding are switched off
+    as transformers does on every call."""
+    backend = getattr(tok, "backend_tokenizer", None)
+    if backend is None:
+        return tok(pieces, add_special_tokens=False)["input_ids"]
+    if backend.truncation is not None:
+        backend.no_truncation()
+    if backend.padding is not None:
+        backend.no_padding()
+    return [e.ids for e in backend.encode_batch(pieces, add_special_tokens=False)]
+
+
+def encode_flat(tok, texts: list[str], dtype=np.int64) -> tuple[np.ndarray, np.ndarray]:
+    """The ids of all texts, each followed by the end-of-text token, as one array; and each
+    text's number of ids (with its end-of-text)."""
+    parts: list[list[list[int]]] = [[] for _ in texts]
     group, group_chars = [], 0
 
     def flush():
-        for (doc, _), ids in zip(group, tok([p for _, p in group], add_special_tokens=False)["input_ids"]):
-            parts[doc].append(np.asarray(ids, dtype=dtype))
+        for (doc, _), ids in zip(group, _ids_of(tok, [p for _, p in group])):
+            parts[doc].append(ids)
         group.clear()
 
     for doc, text in enumerate(texts):
@@ -98,8 +114,21 @@ def encode_documents(tok, texts: list[str], dtype=np.int64) -> list[np.ndarray]:
             group_chars += len(piece)
     if group:
         flush()
-    eos = np.asarray([tok.eos_token_id], dtype=dtype)
-    return [np.concatenate(p + [eos]) for p in parts]
+    eos, flat = tok.eos_token_id, []
+    lengths = np.empty(len(texts), np.int64)
+    for doc, pieces in enumerate(parts):
+        before = len(flat)
+        for ids in pieces:
+            flat.extend(ids)
+        flat.append(eos)
+        lengths[doc] = len(flat) - before
+    return np.array(flat, dtype=dtype), lengths
+
+
+def encode_documents(tok, texts: list[str], dtype=np.int64) -> list[np.ndarray]:
+    """Token ids of each text, each followed by the end-of-text token."""
+    ids, lengths = encode_flat(tok, texts, dtype)
+    return np.split(ids, np.cumsum(lengths)[:-1]) if len(texts) else []
 
 
 def token_byte_lengths(tok) -> np.ndarray:
