@@ -176,7 +176,7 @@ def parallel(corpus: str, tokenizer: str, work: str, cores: int, part_mb: float)
     shutil.rmtree(work / "results", ignore_errors=True)
     return {"seconds": round(result["seconds"], 1), "cpu_s": round(result["cpu"], 1),
             "peak_rss_mib": round(result["rss"], 1), "tokens": manifest["total_tokens"],
-            "parts": manifest.get("parts", 1), "cores": cores}
+            "parts": len(manifest.get("parts", [None])), "cores": cores}
 
 
 def run(sizes=(0.25, 1.0, 5.0), short_millions: float = 20, parallel_gb: float = 1.0, out: Path | None = None) -> dict:

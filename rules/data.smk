@@ -97,7 +97,7 @@ checkpoint split_source:
         # parts only share out the reading
         args=lambda wc, input, output: args(source=PLAN.sources[wc.source], tokenizer=PLAN.tokenizer,
                                             tokens_dir=output.tokens, manifest=output.manifest,
-                                            parts=list(input.parts)),
+                                            parts=list(input.parts), pieces=PLAN.split_parts(wc.source)),
     resources:
         mem_mb=3000,
         runtime=120,

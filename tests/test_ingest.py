@@ -207,5 +207,10 @@ def test_a_source_in_parts_runs_one_job_per_part_and_matches_a_single_job(tmp_pa
         config["runtime"]["split_part_mb"] = 0.01  # another part size: the split stands
         write_config(work, config)
         assert planned_jobs(snakemake(work, "--dry-run", target)) == {}
+        if label == "parts":  # a forced re-split reads the recorded parts again
+            forced = planned_jobs(snakemake(work, "--dry-run", target, "--forcerun", "split_source"))
+            assert forced == {"split_source": 1, "split_part": jobs["split_part"]}
+            snakemake(work, target, "--forcerun", "split_source")
+            assert _sums(work / "results/corpus/corpus/tokens") == runs[label][1]
     assert runs["parts"][0].get("split_part", 0) >= 3 and "split_part" not in runs["one"][0]
     assert runs["parts"][1] == runs["one"][1]

@@ -14,7 +14,7 @@ tok = tokenizer.load(args["tokenizer"])
 provenance = {"source": source["name"], "path": source["path"], "revision": source["revision"],
               "fingerprint": corpus.fingerprint(source["path"]), "checksum": corpus.checksum(source["path"])}
 if args["parts"]:
-    provenance["parts"] = len(args["parts"])  # the job's inputs, planned again on later runs (Planner.split_parts)
+    provenance["parts"] = args["pieces"]  # the job's inputs, planned the same on later runs (Planner.split_parts)
 scratch = Path(args["tokens_dir"]).with_name("scratch")
 try:
     if args["parts"]:

@@ -32,6 +32,14 @@ NOT_RESULT_BEARING = ("checkpoint_every", "log_every", "resident_mb")
 CSV_ROWS = 1_000_000  # evaluation.scores_csv auto: above this the table is Parquet only
 
 
+def _moved(piece: list, then: str, now: str) -> list:
+    """A recorded piece of a source that has moved since (same bytes: checksum) at its new place."""
+    file = piece[0]
+    if then != now and not shardmix_corpus.is_glob(then) and (file == then or file.startswith(then.rstrip("/") + "/")):
+        file = now + file[len(then):]
+    return [file, *piece[1:]]
+
+
 class Planner:
     def __init__(self, cfg: dict, configfiles=(), argv=()):
         """Checks the config against the disk at once (missing inputs, changed sources, the
@@ -97,21 +105,22 @@ class Planner:
         """The parts a source is tokenized in, each its own job (runtime.split_part_mb), as lists of
         pieces; none where split_source reads the source itself: a source of one part, or the demo's
         (built by a rule). A source already split keeps the parts its manifest records (gone since:
-        they are temporary), so its job's inputs stay what they were and nothing reruns; a re-split
-        on purpose (its `revision` raised) reads it in one job."""
+        they are temporary), so its job's inputs stay what they were and nothing reruns, whatever
+        split_part_mb says now; a re-split on purpose (its `revision` raised) plans them anew."""
         if name not in self._parts:
-            spec, parts = self.sources[name], []
+            spec, parts = self.sources[name], None
             if os.path.exists(self.layout.manifest(name)):
                 manifest = self.read_manifest(name)
                 if manifest.get("revision") == spec["revision"]:
-                    self._parts[name] = [None] * manifest.get("parts", 0)
-                    return self._parts[name]
-            if not self.built(spec["path"]) and shardmix_corpus.exists(spec["path"]):
+                    parts = [[_moved(p, manifest["path"], spec["path"]) for p in part]
+                             for part in manifest.get("parts", [])]
+            if parts is None and not self.built(spec["path"]) and shardmix_corpus.exists(spec["path"]):
                 try:
-                    parts = shardmix_corpus.parts(spec, int(self.cfg["runtime"]["split_part_mb"] * 2**20), spec["key"])
+                    found = shardmix_corpus.parts(spec, int(self.cfg["runtime"]["split_part_mb"] * 2**20), spec["key"])
                 except shardmix_corpus.CorpusError as e:
                     raise PlanError(str(e)) from None
-            self._parts[name] = [[p.as_list() for p in part] for part in parts] if len(parts) > 1 else []
+                parts = [[p.as_list() for p in part] for part in found] if len(found) > 1 else []
+            self._parts[name] = parts or []
         return self._parts[name]
 
     def split_part_dirs(self, name: str) -> list[str]:
