@@ -44,7 +44,8 @@ test: setup
 	$(BIN)/python -m pytest -q tests
 
 # speed and memory against transformers.Trainer, a plain evaluation loop, saved models, training
-# each mixture, planning at 16-17 and at 64-1,024 shards, and a run of every pair of 64 shards:
+# each mixture, planning at 16-17 and at 64-1,024 shards, a run of every pair of 64 shards, and
+# splitting generated corpora of 0.25-5 GB (about 1.5 h; disk: 15 GB under results/bench/ingest):
 # prints a table, writes results/bench/bench.json
 bench: setup
 	$(BIN)/python bench/run.py

@@ -25,7 +25,7 @@ from bench import kit  # noqa: E402
 
 OUT = kit.ROOT / "results/bench"
 SECTIONS = ("training", "evaluation", "scoring", "precision", "amortisation", "planning", "selection",
-            "tokenizer_memory", "many_shards")
+            "tokenizer_memory", "many_shards", "ingest")
 # per model: steps and batch of the training comparison, scored tokens of the evaluation ones
 SIZES = {"demo-1.6M": {"steps": 30, "batch": 8, "eval_tokens": 4096, "mixtures": 8},
          "29M": {"steps": 6, "batch": 4, "eval_tokens": 2048, "mixtures": 3}}
@@ -185,6 +185,10 @@ def main():
                 from bench import planning
 
                 figures = planning.run(Path(tmp) / "planning")
+            elif section == "ingest":
+                from bench import ingest
+
+                figures = ingest.run(out=OUT / "ingest.json")
             elif section == "many_shards":
                 from bench import many_shards
 

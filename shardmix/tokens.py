@@ -155,8 +155,8 @@ def document_ends(path: str | Path) -> np.ndarray:
     """The end (exclusive) of every document of the token file at `path`, from its index."""
     index = index_path(path)
     if not index.exists():
-        raise FileNotFoundError(f"{index}: no document index beside {path} (token folders split before "
-                                "shardmix kept document boundaries have none; delete the folder and rerun "
-                                "snakemake to split the source again)")
+        raise FileNotFoundError(f"{index}: no document index beside {path} (folders split before 2026-11-30 "
+                                "have none; `python -m shardmix.export --eos-id ID` ends documents at the "
+                                "tokenizer's end-of-text id instead)")
     checksums.check_file(index)
     return np.load(index, mmap_mode="r")
