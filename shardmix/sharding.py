@@ -29,7 +29,7 @@ import numpy as np
 from shardmix import atomic, checksums
 from shardmix import tokenizer as tokenization
 from shardmix import tokens as token_files
-from shardmix.corpus import CorpusError, Document
+from shardmix.corpus import CorpusError, Document, LineOf
 from shardmix.naming import safe_name
 
 ENCODE_BATCH = 4096  # documents per tokenizer call at most; and at most tokenizer.BATCH_CHARS characters
@@ -80,9 +80,17 @@ class _Names:
             raise CorpusError(f"{where}: shard names {self.folded[name.casefold()]!r} and {name!r} differ only "
                               "in case, and their files would collide on a case-insensitive file system; rename "
                               "one of them in the corpus")
-        self.where.setdefault(name, str(where))
+        self.where.setdefault(name, where)  # a LineOf stays uncounted until an error shows it
         self.known[raw] = name
         return name
+
+
+def _saved(where):
+    return [str(where.path), where.start, where.line] if isinstance(where, LineOf) else str(where)
+
+
+def _loaded(where):
+    return LineOf(Path(where[0]), where[1], where[2]) if isinstance(where, list) else where
 
 
 def tokenize_part(docs: Iterable[Document], tok, spec: dict, out_dir: str | Path) -> dict:
@@ -149,7 +157,7 @@ def tokenize_part(docs: Iterable[Document], tok, spec: dict, out_dir: str | Path
         encode()
     flush()
     record = {"dtype": np.dtype(dtype).name, "random": randomly,
-              "names": {n: {"raw": names.raw_of.get(n, n), "where": names.where.get(n, ""),
+              "names": {n: {"raw": names.raw_of.get(n, n), "where": _saved(names.where.get(n, "")),
                             "documents": documents.get(n, 0)} for n in sorted(documents)}}
     atomic.write_text(out / STREAMS, json.dumps(record, indent=1), seal=False)
     return record
@@ -277,7 +285,7 @@ def _gather(part_dirs: list[Path], scratch: Path) -> tuple[dict[str, _Stream], d
     names, documents = _Names(), {}
     for record in records:
         for name, info in record["names"].items():
-            names.add(info["raw"], info["where"], name)
+            names.add(info["raw"], _loaded(info["where"]), name)
             documents[name] = documents.get(name, 0) + info["documents"]
     streams = {n: _Stream([token_files.Raw(d / n, dtype) for d in part_dirs]) for n in documents}
     return {n: s for n, s in streams.items() if s.length}, documents, records

@@ -86,6 +86,17 @@ def test_slices_of_a_file_hold_each_line_once_and_name_lines_by_their_number_in_
     with pytest.raises(CorpusError, match=rf"{path}:877: not valid JSON"):
         for part in parts:
             list(corpus.read_pieces(spec, part))
+    # a key clash found when the parts are gathered names the line too
+    lines[876] = json.dumps({"text": "x", "domain": "b"}).encode() + b"\n"
+    lines[10] = json.dumps({"text": "y", "domain": "B"}).encode() + b"\n"
+    path.write_bytes(b"".join(lines))
+    spec_ = {"method": "field", "field": "domain", "chunk_tokens": 16, "heldout_fraction": 0.2, "seed_fraction": 0.0,
+             "seed": 0}
+    dirs = [tmp_path / f"p{i}" for i in range(len(parts))]
+    for part, out in zip(parts, dirs):
+        sharding.tokenize_part(corpus.read_pieces(spec, part), _tok(), spec_, out)
+    with pytest.raises(CorpusError, match=rf"{path}:877: shard names 'B' and 'b' differ only in case"):
+        sharding.split_parts(dirs, spec_, len(_tok()), tmp_path / "t", tmp_path / "m.json", {}, tmp_path / "s")
 
 
 def test_a_folder_or_a_glob_of_jsonl_files_is_one_source_in_name_order(tmp_path):
