@@ -193,8 +193,8 @@ def run(sizes=(0.25, 1.0, 5.0), short_millions: float = 20, parallel_gb: float =
     for size, path in corpora.items():
         record(f"corpus {size:g} GB", generate(path, size))
     short = DATA / f"short-{short_millions:g}M.jsonl"
-    if short_millions:  # about 110 bytes a line (text and JSON)
-        info = generate(short, short_millions * 1e6 * 110 / 1e9, short=True)
+    if short_millions:  # about 85 bytes a line (text and JSON)
+        info = generate(short, short_millions * 1e6 * 85 / 1e9, short=True)
         record(f"corpus of short documents ({info['documents'] / 1e6:.1f} M)", info)
     tokenizer = DATA / "tokenizer"
     for size in sorted(sizes, reverse=True)[:2][::-1]:  # the sample's cost at the two largest sizes
@@ -222,7 +222,7 @@ def run(sizes=(0.25, 1.0, 5.0), short_millions: float = 20, parallel_gb: float =
             row["wall_vs_one_job"] = round(row["seconds"] / ones[parallel_gb]["seconds"], 3)
             record(f"split {parallel_gb:g} GB in parts, snakemake --cores {cores}", row)
     if short_millions:
-        one_job(f"{short_millions:g} M short documents", short)
+        one_job(f"{info['documents'] / 1e6:.1f} M short documents", short)
     for size in sorted(s for s in sizes if s > parallel_gb):
         one_job(f"{size:g} GB", corpora[size])
     return figures
