@@ -128,23 +128,24 @@ def read_documents(spec: dict, origin: str = "corpus") -> Iterator[Document]:
     yield from read_pieces(spec, pieces_of(spec, origin))
 
 
-def read_pieces(spec: dict, pieces: list[Piece]) -> Iterator[Document]:
-    fmt = source_format(spec)
+def read_pieces(spec: dict, pieces: list[Piece], fmt: str | None = None) -> Iterator[Document]:
+    """Documents of `pieces` of a source, in order (`fmt`: its format, where the caller knows it)."""
+    fmt = fmt or source_format(spec)
     field_name = spec.get("text_field", "text")
     root = Path(spec["path"]) if not is_glob(spec["path"]) else _glob_root(spec["path"])
     for piece in pieces:
         path = Path(piece.file)
         if fmt == "hf_disk":
-            yield from _read_hf_disk(path, field_name, spec, piece)
+            yield from read_hf_disk(path, field_name, spec, piece)
         elif fmt == "text_dir" or (fmt == "text_file" and path != root):
             yield _text_file_document(path, root, spec)
         elif fmt == "text_file":
             yield Document(_decode(path.read_bytes(), spec.get("encoding", "utf-8"), path), {"file": path.name},
                            str(path))
         elif fmt == "jsonl":
-            yield from _read_jsonl(path, field_name, spec, piece)
+            yield from read_jsonl(path, field_name, spec, piece)
         elif fmt == "parquet":
-            yield from _read_parquet(path, field_name, spec, piece)
+            yield from read_parquet(path, field_name, spec, piece)
 
 
 def _text_of(record, field_name: str, where) -> str:
@@ -199,7 +200,6 @@ class LineOf(NamedTuple):
         return f"{self.path}:{int(self)}"
 
 
-
 def byte_range(size: int, piece: Piece) -> tuple[int, int]:
     return size * piece.index // piece.count, size * (piece.index + 1) // piece.count
 
@@ -231,7 +231,7 @@ def _lines(path: Path, start: int = 0, end: int | None = None) -> Iterator[tuple
                           "or name it without .gz if it is plain text") from None
 
 
-def _read_jsonl(path: Path, field_name: str, spec: dict, piece: Piece | None = None,
+def read_jsonl(path: Path, field_name: str, spec: dict, piece: Piece | None = None,
                 span: tuple[int, int | None] | None = None, keep=None) -> Iterator[Document]:
     """Documents of the lines of `piece` (or starting in the bytes `span`); with `keep`, only
     of the lines numbered n (in the file or span) for which keep(n) holds, and only those parsed."""
@@ -261,7 +261,7 @@ def parquet_groups(path: Path) -> list[int]:
     return [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
 
 
-def _read_parquet(path: Path, field_name: str, spec: dict, piece: Piece | None = None,
+def read_parquet(path: Path, field_name: str, spec: dict, piece: Piece | None = None,
                   groups: list[int] | None = None) -> Iterator[Document]:
     """Rows of the row groups of `piece` (or the row groups `groups`, in order)."""
     import pyarrow.parquet as pq
@@ -288,7 +288,7 @@ def _text_file_document(path: Path, root: Path, spec: dict) -> Document:
     return Document(_decode(path.read_bytes(), spec.get("encoding", "utf-8"), path), meta, str(path))
 
 
-def _read_hf_disk(path: Path, field_name: str, spec: dict, piece: Piece,
+def read_hf_disk(path: Path, field_name: str, spec: dict, piece: Piece,
                   rows: tuple[int, int] | None = None) -> Iterator[Document]:
     """Rows of the piece's slice (or rows [start, stop))."""
     import datasets

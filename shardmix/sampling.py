@@ -49,11 +49,13 @@ class Sample:
 
     def texts(self) -> Iterator[str]:
         """Texts of the documents kept, in corpus order."""
-        pieces = [(spec, piece) for spec in self.specs for piece in corpus.pieces_of(spec, spec.get("key", "corpus"))]
-        total = sum(text_bytes(Path(p.file)) for _, p in pieces)
+        # a folder's format is found by listing it: once per source, not per file
+        pieces = [(spec, corpus.source_format(spec), piece) for spec in self.specs
+                  for piece in corpus.pieces_of(spec, spec.get("key", "corpus"))]
+        total = sum(text_bytes(Path(p.file)) for _, _, p in pieces)
         rate = min(1.0, self.limit / max(1, total))
-        for number, (spec, piece) in enumerate(pieces):
-            for doc in self._documents(spec, Path(piece.file), rate, number):
+        for number, (spec, fmt, piece) in enumerate(pieces):
+            for doc in self._documents(spec, fmt, Path(piece.file), rate, number):
                 if self.kept_bytes >= self.limit:
                     return
                 size = len(doc.text.encode("utf-8"))
@@ -61,11 +63,10 @@ class Sample:
                 self.documents += 1
                 yield doc.text
 
-    def _documents(self, spec: dict, path: Path, rate: float, number: int) -> Iterator[corpus.Document]:
-        fmt = corpus.source_format(spec)
+    def _documents(self, spec: dict, fmt: str, path: Path, rate: float, number: int) -> Iterator[corpus.Document]:
         if rate >= 1.0:
             self.read_bytes += text_bytes(path)
-            yield from corpus.read_pieces(spec, [corpus.Piece(str(path))])
+            yield from corpus.read_pieces(spec, [corpus.Piece(str(path))], fmt)
             return
         rng = np.random.default_rng(_seed(self.seed, number))  # the file's place, not its path: movable
         field_name = spec.get("text_field", "text")
@@ -73,11 +74,11 @@ class Sample:
             size = path.stat().st_size
             for start, stop in _windows(size, rate * size, WINDOW, rng, MIN_WINDOW):
                 self.read_bytes += stop - start
-                yield from corpus._read_jsonl(path, field_name, spec, span=(start, stop))
+                yield from corpus.read_jsonl(path, field_name, spec, span=(start, stop))
         elif fmt == "jsonl":
             self.read_bytes += text_bytes(path)
             threshold = rate * 2**32
-            yield from corpus._read_jsonl(path, field_name, spec,
+            yield from corpus.read_jsonl(path, field_name, spec,
                                           keep=lambda n: zlib.crc32(f"{self.seed}:{n}".encode()) < threshold)
         elif fmt == "parquet":
             rows = corpus.parquet_groups(path)
@@ -85,12 +86,12 @@ class Sample:
             chosen = sorted({int(rng.integers(a, max(a + 1, b))) for a, b in
                              _strata(len(rows), max(1, round(rate * len(rows))))})
             self.read_bytes += sum(size * rows[g] // max(1, sum(rows)) for g in chosen)
-            yield from corpus._read_parquet(path, field_name, spec, groups=chosen)
+            yield from corpus.read_parquet(path, field_name, spec, groups=chosen)
         elif fmt == "hf_disk":
             yield from self._dataset_windows(spec, path, rate, rng)
         elif fmt == "text_file" or fmt == "text_dir" and rng.random() < rate:  # a text file is one document
             self.read_bytes += path.stat().st_size
-            yield from corpus.read_pieces(spec, [corpus.Piece(str(path))])
+            yield from corpus.read_pieces(spec, [corpus.Piece(str(path))], fmt)
 
     def _dataset_windows(self, spec, path, rate, rng):
         import datasets
@@ -103,7 +104,7 @@ class Sample:
         window_rows = max(1, int(WINDOW / max(1.0, per_row)))
         for start, stop in _windows(n, rate * n, window_rows, rng):
             self.read_bytes += int((stop - start) * per_row)
-            yield from corpus._read_hf_disk(path, spec.get("text_field", "text"), spec,
+            yield from corpus.read_hf_disk(path, spec.get("text_field", "text"), spec,
                                             corpus.Piece(str(path)), rows=(start, stop))
 
 

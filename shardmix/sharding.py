@@ -26,7 +26,7 @@ from typing import Iterable
 
 import numpy as np
 
-from shardmix import atomic, checksums
+from shardmix import atomic
 from shardmix import tokenizer as tokenization
 from shardmix import tokens as token_files
 from shardmix.corpus import CorpusError, Document, LineOf
@@ -275,8 +275,8 @@ def _split_unit(stream: _Stream, ends: _Ends, unit: str, start: int, stop: int, 
     return dict(zip(PARTS, map(int, written)))
 
 
-def _gather(part_dirs: list[Path], scratch: Path) -> tuple[dict[str, _Stream], dict[str, int], dict]:
-    """Shard key streams over every part, their document counts, and the parts' records."""
+def _gather(part_dirs: list[Path]) -> tuple[dict[str, _Stream], dict[str, int]]:
+    """Shard key streams over every part, and their document counts."""
     records = [json.loads((d / STREAMS).read_text()) for d in part_dirs]
     dtypes = {r["dtype"] for r in records}
     if len(dtypes) > 1:
@@ -288,7 +288,7 @@ def _gather(part_dirs: list[Path], scratch: Path) -> tuple[dict[str, _Stream], d
             names.add(info["raw"], _loaded(info["where"]), name)
             documents[name] = documents.get(name, 0) + info["documents"]
     streams = {n: _Stream([token_files.Raw(d / n, dtype) for d in part_dirs]) for n in documents}
-    return {n: s for n, s in streams.items() if s.length}, documents, records
+    return {n: s for n, s in streams.items() if s.length}, documents
 
 
 def _deal(stream: _Stream, spec: dict, scratch: Path) -> tuple[dict[str, _Stream], dict[str, int]]:
@@ -331,7 +331,7 @@ def split_parts(part_dirs: list[str | Path], spec: dict, vocab: int, tokens_dir:
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
     try:
-        streams, documents, _ = _gather([Path(d) for d in part_dirs], scratch)
+        streams, documents = _gather([Path(d) for d in part_dirs])
         if streams and spec["method"] == "random":
             streams, documents = _deal(streams[RANDOM_STREAM], spec, scratch)
         if not streams:
@@ -365,7 +365,7 @@ def split_parts(part_dirs: list[str | Path], spec: dict, vocab: int, tokens_dir:
 def _concatenate_seed(units: list[tuple[str, int]], scratch: Path, path: Path, dtype) -> None:
     """The seed parts of every unit, in unit-name order, as one token file with its index."""
     writer, index, offset = token_files.Writer(path, dtype), token_files.IndexWriter(token_files.index_path(path)), 0
-    header = len(token_files._npy_header(dtype, 0))
+    header = token_files.header_size(dtype)
     for unit, length in units:
         part = scratch / f"{unit}.seed.npy"
         for start in range(0, length, BLOCK_TOKENS):

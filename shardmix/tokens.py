@@ -59,6 +59,11 @@ def _npy_header(dtype, length: int) -> bytes:
     return out.getvalue()
 
 
+def header_size(dtype) -> int:
+    """Bytes before the ids of a 1-D .npy file of `dtype` (128 up to 10^18 ids)."""
+    return len(_npy_header(dtype, 0))
+
+
 class Writer:
     """A 1-D .npy file written in appends, byte for byte what np.save writes for the whole
     array: the header's length does not depend on the array's (128 bytes up to 10^18 ids), so
@@ -66,7 +71,7 @@ class Writer:
 
     def __init__(self, path: str | Path, dtype):
         self.path, self.dtype, self.length = Path(path), np.dtype(dtype), 0
-        self.reserved = len(_npy_header(self.dtype, 0))
+        self.reserved = header_size(self.dtype)
         self.file = open(self.path, "wb")
         self.file.write(b"\0" * self.reserved)
 

@@ -69,7 +69,8 @@ class Layout:
 
     def split_part(self, source: str, part) -> str:
         """One part of a source, tokenized (temporary: the source's split gathers it)."""
-        return f"{self.corpus}/{source}/parts/{part:04d}" if isinstance(part, int) else f"{self.corpus}/{source}/parts/{part}"
+        return f"{self.corpus}/{source}/parts/{part:04d}" if isinstance(part, int) else \
+            f"{self.corpus}/{source}/parts/{part}"  # a wildcard
 
     def source_tokens(self, source: str, name: str) -> str:
         """A source's token file: `<shard>.train`, `<shard>.heldout` or `seed`."""
