@@ -85,7 +85,7 @@ def force_rebuilds():
 
 
 VALIDATION_OUTPUTS = [f"{R}/validation/{name}" for name in
-                      ("agreement.csv", "agreement_naive.csv", "agreement.html", "scatter.png", "cost.png",
+                      ("agreement.csv", "warnings.txt", "regression.csv", "pairs.csv", "agreement.html", "scatter.png", "cost.png",
                        "calibration.csv")] + [f"{R}/predictions.csv"]
 
 
@@ -99,6 +99,8 @@ def final_outputs(wildcards):
         outputs += [f"{R}/scores.csv", f"{R}/scores.html"]
     if CFG["validation"]["random"]:
         outputs.append(L.validation_sample)
+    if CFG["model"]["source"] == "pretrain":
+        outputs.append(f"{R}/validation/seed_overlap.csv")
     if PLAN.validated_mixtures():
         outputs += VALIDATION_OUTPUTS
     if CFG["selection"]:

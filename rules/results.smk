@@ -16,7 +16,8 @@ rule collect_scores:
     params:
         # names, not paths: the path list of a large run would overflow one command-line argument
         args=lambda wc: args(scores_dir=L.scores, groups=list(PLAN.eval_groups()),
-                             batches=list(PLAN.batches()), out=f"{R}/scores.csv", html=f"{R}/scores.html"),
+                             batches=list(PLAN.batches()), out=f"{R}/scores.csv", html=f"{R}/scores.html",
+                             shard_tokens=CFG["shard_training"]["tokens"]),
     log:
         f"{L.logs}/collect_scores.log",
     benchmark:
@@ -32,7 +33,8 @@ rule scores_parquet:
         f"{R}/scores.parquet",
     params:
         args=lambda wc: args(scores_dir=L.scores, groups=list(PLAN.eval_groups()),
-                             batches=list(PLAN.batches()), out=f"{R}/scores.parquet"),
+                             batches=list(PLAN.batches()), out=f"{R}/scores.parquet",
+                             shard_tokens=CFG["shard_training"]["tokens"]),
     log:
         f"{L.logs}/scores_parquet.log",
     benchmark:

@@ -12,11 +12,7 @@ if CFG["model"]["source"] == "pretrain":
         output:
             directory(PLAN.seed_model),
         params:
-            args=args(
-                tokenizer=PLAN.tokenizer, seed_tokens=[L.source_tokens(s, "seed") for s in PLAN.foundation],
-                out=PLAN.seed_model,
-                architecture={k: v for k, v in CFG["model"].items() if k not in ("source", "path")},
-                training=PLAN.settings("seed_training")),
+            args=PLAN.seed_args(),
             how=lambda wc, output: PLAN.run_settings("seed_training"),
         threads: CFG["runtime"]["seed_threads"]
         resources:

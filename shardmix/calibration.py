@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from shardmix.validation import figures
 
 FEATURES = ("log_merged", "log_n_eff")
 MIN_FIT = len(FEATURES) + 2  # leave-one-out keeps at least one degree of freedom
@@ -64,33 +63,37 @@ def leave_one_out(group: pd.DataFrame, merged: str) -> np.ndarray:
 
 
 def calibrate(pairs: pd.DataFrame, merged: str) -> tuple[pd.DataFrame, dict, pd.Series]:
-    """Per eval set: fitted coefficients and leave-one-out figures of the calibrated proxy next to
-    the raw merged proxy, which of the two ranks that set (`ranked_by`), the fits, and the
-    leave-one-out predictions (index of `pairs`; NaN where a set has too few mixtures)."""
+    """Per eval set of the per-shard trained mixtures (`pairs`): fitted coefficients and
+    leave-one-out figures of the calibrated proxy next to the raw merged proxy, which of the two
+    ranks that set (`ranked_by`: the one whose pairwise accuracy over mixtures of equal budget is
+    higher out of sample; the merged proxy on a tie), the fits, and the leave-one-out predictions
+    (index of `pairs`; NaN where a set has too few mixtures)."""
+    from shardmix import decision
+    from shardmix.validation import within_budget_pairwise
+
     rows, fits = [], {}
     loo = pd.Series(np.nan, index=pairs.index)
     for name, g in pairs.groupby("eval_set", sort=True):
+        if len(g) >= MIN_FIT:
+            loo[g.index] = leave_one_out(g, merged)
+    scored = pairs.assign(calibrated=loo)
+    for name, g in scored.groupby("eval_set", sort=True):
         true, raw = g["true"].to_numpy(), g[merged].to_numpy()
-        raw_fig = figures(true, raw)
         row = {"eval_set": name, "n_mixtures": len(g), "raw_rel_error": float(np.mean(np.abs(raw / true - 1))),
-               "raw_spearman": raw_fig["spearman"], "raw_top1": raw_fig["top1_agree"], "raw_regret": raw_fig["regret"]}
+               "raw_pairwise": within_budget_pairwise(scored, merged, name),
+               "raw_regret": decision.regret(true, raw), "ranked_by": "merged"}
         if len(g) >= MIN_FIT:
             fits[name] = Fit(raw, g["n_eff"], true)
-            predicted = leave_one_out(g, merged)
-            loo[g.index] = predicted
-            cal = figures(true, predicted)
+            predicted = g["calibrated"].to_numpy()
             row.update(a=fits[name].coef[0], b=fits[name].coef[1], c=fits[name].coef[2],
-                       loo_rel_error=float(np.mean(np.abs(predicted / true - 1))), loo_spearman=cal["spearman"],
-                       loo_top1=cal["top1_agree"], loo_regret=cal["regret"])
-            better = (cal["regret"] < raw_fig["regret"] - 1e-12 or
-                      (abs(cal["regret"] - raw_fig["regret"]) <= 1e-12 and
-                       np.nan_to_num(cal["spearman"], nan=-1) > np.nan_to_num(raw_fig["spearman"], nan=-1)))
-            row["ranked_by"] = "calibrated" if better else "merged"
-        else:
-            row["ranked_by"] = "merged"  # too few trained mixtures to fit and check a calibration
-        rows.append(row)
+                       loo_rel_error=float(np.mean(np.abs(predicted / true - 1))),
+                       loo_pairwise=within_budget_pairwise(scored, "calibrated", name),
+                       loo_regret=decision.regret(true, predicted))
+            if np.nan_to_num(row["loo_pairwise"], nan=-1) > np.nan_to_num(row["raw_pairwise"], nan=-1) + 1e-12:
+                row["ranked_by"] = "calibrated"
+        rows.append(row)  # too few trained mixtures to fit and check a calibration: merged
     columns = ["eval_set", "n_mixtures", "ranked_by", "a", "b", "c", "raw_rel_error", "loo_rel_error",
-               "raw_spearman", "loo_spearman", "raw_top1", "loo_top1", "raw_regret", "loo_regret"]
+               "raw_pairwise", "loo_pairwise", "raw_regret", "loo_regret"]
     return pd.DataFrame(rows).reindex(columns=columns), fits, loo
 
 
@@ -123,11 +126,12 @@ def predictions(scores: pd.DataFrame, method: str, fits: dict, table: pd.DataFra
                 log_mean, half = fit.log_predict(ppl, n_eff)
                 mean, lower, upper, basis = np.exp(log_mean), np.exp(log_mean - half), np.exp(log_mean + half), \
                     "calibrated"
-            else:
-                mean, lower, upper, basis = ppl, np.full(len(ppl), np.nan), np.full(len(ppl), np.nan), "merged"
+            else:  # nothing calibrates this set: its merged ppl is a score, not a prediction
+                mean = lower = upper = np.full(len(ppl), np.nan)
+                basis = "uncalibrated"
             for m, (_, r), n, p, lo, hi in zip(mixtures, g.iterrows(), n_eff, mean, lower, upper):
                 out.append({"mixture": m, "shards": r["shards"], "weights": r["weights"], "eval_set": name,
-                            "merged_ppl": r["ppl"], "n_eff": round(float(n), 4), "predicted_ppl": p,
+                            "budget_tokens": r["budget_tokens"], "merged_ppl": r["ppl"], "n_eff": round(float(n), 4), "predicted_ppl": p,
                             "lower": lo, "upper": hi, "basis": basis, "ranked_by": ranked_by.get(name, "merged"),
                             "true_ppl": true.get((r["shards"], r["weights"], name), np.nan)})
     frame = pd.DataFrame(out)

@@ -102,6 +102,30 @@ def model_id(kind: str, mixture: str = "", method: str = "linear") -> str:
     return f"{kind}/{mixture}"
 
 
+FIXED = "fixed"  # a mixture trained at a total budget other than its members' shard budgets
+
+
+def fixed_id(mixture: str, total: int) -> str:
+    """`fixed131072/a+b`: the mixture trained on `total` tokens in all, each member its weight's share."""
+    return f"{FIXED}{total}/{mixture}"
+
+
+def budget_tokens(model: str, shard_tokens: int) -> int | None:
+    """Tokens of continued pretraining behind a model of the scores table (the seed's own left
+    out): a shard's budget; k of them for a k-shard mixture trained per shard (`full/`) or merged
+    from k shard models; a fixed-budget mixture's total; None for a model of another kind."""
+    kind, _, mixture = model.partition("/")
+    if model == "seed":
+        return 0
+    if kind == "shard":
+        return shard_tokens
+    if kind == "full" or kind.startswith("merged"):
+        return len(members(mixture)) * shard_tokens
+    if kind.startswith(FIXED) and kind[len(FIXED):].isdigit():
+        return int(kind[len(FIXED):])
+    return None
+
+
 def method_spec(entry) -> dict:
     """A `mixtures.methods` entry as {"name", "label", "params"}: "linear" or {"task_arithmetic": lam}.
     The label names merged models merged this way (model_id) and the `method` column."""

@@ -58,26 +58,45 @@ def full_length(context: int, segment: int | None) -> int:
     return min(context, segment - 1) if segment else context
 
 
+def _batches(ids: np.ndarray, context: int, segment: int | None, batch_windows: int):
+    """(inputs, targets) of the windows, those of one length batched together, longest first:
+    every scoring function reads the tokens in this one order."""
+    by_length: dict[int, list[int]] = {}
+    for start, length in windows(len(ids), context, segment):
+        by_length.setdefault(length, []).append(start)
+    for length, starts in sorted(by_length.items(), reverse=True):
+        for i in range(0, len(starts), batch_windows):
+            group = starts[i:i + batch_windows]
+            yield np.stack([ids[s:s + length] for s in group]), np.stack([ids[s + 1:s + length + 1] for s in group])
+
+
 @torch.no_grad()
 def evaluate(model, eval_set: EvalSet, token_bytes: np.ndarray, context: int, batch_windows: int,
              device: torch.device) -> dict:
     ids = np.asarray(eval_set.ids, dtype=np.int64)
-    by_length: dict[int, list[int]] = {}
-    for start, length in windows(len(ids), context, eval_set.segment):
-        by_length.setdefault(length, []).append(start)
     model.eval()
     nll, n_tokens, n_bytes = 0.0, 0, 0
-    # windows of one length batch together
-    for length, starts in sorted(by_length.items(), reverse=True):
-        for i in range(0, len(starts), batch_windows):
-            group = starts[i:i + batch_windows]
-            x = torch.from_numpy(np.stack([ids[s:s + length] for s in group])).to(device)
-            y = np.stack([ids[s + 1:s + length + 1] for s in group])
-            with autocast(device):
-                logits = model(input_ids=x).logits
-            nll += F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]),
-                                   torch.from_numpy(y).to(device).reshape(-1), reduction="sum").item()
-            n_tokens += y.size
-            n_bytes += int(token_bytes[y].sum())
+    for x, y in _batches(ids, context, eval_set.segment, batch_windows):
+        with autocast(device):
+            logits = model(input_ids=torch.from_numpy(x).to(device)).logits
+        nll += F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]),
+                               torch.from_numpy(y).to(device).reshape(-1), reduction="sum").item()
+        n_tokens += y.size
+        n_bytes += int(token_bytes[y].sum())
     return {"tokens": n_tokens, "bytes": n_bytes, "nll": nll,
             "ppl": math.exp(nll / n_tokens), "bpb": nll / (math.log(2) * max(n_bytes, 1))}
+
+
+@torch.no_grad()
+def token_nll(model, eval_set: EvalSet, context: int, batch_windows: int, device: torch.device) -> np.ndarray:
+    """The NLL of every predicted token of the set (float32), in the order `evaluate` reads them:
+    the same order for every model, so two models' arrays align token by token."""
+    ids = np.asarray(eval_set.ids, dtype=np.int64)
+    model.eval()
+    out = []
+    for x, y in _batches(ids, context, eval_set.segment, batch_windows):
+        with autocast(device):
+            logits = model(input_ids=torch.from_numpy(x).to(device)).logits
+        out.append(F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]),
+                                   torch.from_numpy(y).to(device).reshape(-1), reduction="none").cpu().numpy())
+    return np.concatenate(out).astype(np.float32) if out else np.zeros(0, np.float32)

@@ -6,11 +6,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from shardmix import checksums
+from shardmix import checksums, naming
 
 # `weights`: member weights in the order of `shards`; `method`: how a merged model was merged
 COLUMNS = ["model", "kind", "shards", "weights", "method", "eval_set", "tokens", "bytes", "nll", "ppl", "bpb"]
-KIND_ORDER = {"seed": 0, "shard": 1, "merged": 2, "full": 3}
+# the table adds each model's training tokens (shardmix.naming.budget_tokens), the same for every batch
+TABLE_COLUMNS = COLUMNS + ["budget_tokens"]
+KIND_ORDER = {"seed": 0, "shard": 1, "merged": 2, "full": 3, "fixed": 4}
+
+
+def with_budget(frame: pd.DataFrame, shard_tokens: int) -> pd.DataFrame:
+    budgets = {m: naming.budget_tokens(m, shard_tokens) for m in frame["model"].unique()}
+    return frame.assign(budget_tokens=frame["model"].map(budgets).astype("Int64"))
 
 
 def read_batch(path: Path) -> pd.DataFrame:
@@ -35,7 +42,7 @@ def read_batch(path: Path) -> pd.DataFrame:
 # the table's columns as Parquet stores them
 SCHEMA = {"model": "string", "kind": "string", "shards": "string", "weights": "string", "method": "string",
           "eval_set": "string", "tokens": "int64", "bytes": "int64", "nll": "float64", "ppl": "float64",
-          "bpb": "float64"}
+          "bpb": "float64", "budget_tokens": "int64"}
 ROW_GROUP = 100_000  # rows buffered before a Parquet row group is written
 
 
@@ -45,7 +52,7 @@ def _arrow_schema():
     return pa.schema([(name, getattr(pa, kind)()) for name, kind in SCHEMA.items()])
 
 
-def write_parquet(scores_dir: str, groups: list[str], batches: list[str], out: str) -> dict:
+def write_parquet(scores_dir: str, groups: list[str], batches: list[str], out: str, shard_tokens: int) -> dict:
     """Every batch's scores into one Parquet file at `out` (whole or not at all), a batch at a
     time: memory grows with one batch and the models' names, not with the table. Returns the
     table's rows, models and eval sets."""
@@ -60,7 +67,7 @@ def write_parquet(scores_dir: str, groups: list[str], batches: list[str], out: s
         for g in groups:
             in_group = set()  # a model scored twice on a set is a model in two batches of one group
             for b in batches:
-                frame = read_batch(Path(scores_dir) / g / f"{b}.csv")[COLUMNS]
+                frame = with_budget(read_batch(Path(scores_dir) / g / f"{b}.csv")[COLUMNS], shard_tokens)
                 twice = in_group.intersection(frame["model"].unique())
                 if twice:
                     raise ValueError(f"model {sorted(twice)[0]} is scored twice in eval-set group {g}")
@@ -77,10 +84,10 @@ def write_parquet(scores_dir: str, groups: list[str], batches: list[str], out: s
     return {"rows": rows, "models": len(models), "eval_sets": len(sets)}
 
 
-def collect(scores_dir: str, groups: list[str], batches: list[str]) -> pd.DataFrame:
+def collect(scores_dir: str, groups: list[str], batches: list[str], shard_tokens: int) -> pd.DataFrame:
     """Every batch's scores as one sorted table, held whole (scores.csv, for tables that are small)."""
     frames = [read_batch(Path(scores_dir) / g / f"{b}.csv") for g in groups for b in batches]
-    table = pd.concat(frames, ignore_index=True)[COLUMNS]
+    table = with_budget(pd.concat(frames, ignore_index=True)[COLUMNS], shard_tokens)
     dupes = table.duplicated(["model", "eval_set"])
     if dupes.any():
         row = table[dupes].iloc[0]

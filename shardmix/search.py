@@ -83,20 +83,62 @@ class ResidentPool:
         return out
 
 
+class SearchError(ValueError):
+    """A search that cannot be done as configured (the shards cannot supply the budget)."""
+
+
+def caps(train_tokens: list[int], budget: int, max_epochs: float) -> np.ndarray:
+    """The most weight each shard can have at `budget` tokens: max_epochs passes over its data."""
+    out = np.minimum(1.0, max_epochs * np.asarray(train_tokens, float) / budget)
+    if out.sum() < 1 - 1e-9:
+        raise SearchError(f"the shards hold {sum(train_tokens)} training tokens: at search.max_epochs = {max_epochs} "
+                          f"they cannot supply search.budget_tokens = {budget}; lower the budget or allow more epochs")
+    return out
+
+
+def capped(weights, limit):
+    """Weights (summing to 1) moved onto the simplex under `limit`: capped members at their
+    limit, the rest scaled up in proportion. Works on numpy arrays and (differentiably) on tensors."""
+    is_tensor = isinstance(weights, torch.Tensor)
+    limit = torch.as_tensor(limit, dtype=weights.dtype, device=weights.device) if is_tensor else np.asarray(limit)
+    at_cap = weights > limit
+    for _ in range(len(weights)):
+        free = ~at_cap
+        room = 1 - (limit * at_cap).sum()
+        scale = room / (weights * free).sum()
+        out = limit * at_cap + weights * free * scale
+        grown = (out > limit + 1e-12) & free
+        if not bool(grown.any()):
+            return out
+        at_cap = at_cap | grown
+    return out
+
+
+def repetition(mixture: str, shards: list[str], train_tokens: list[int], budget: int) -> dict[str, float]:
+    """Passes over each member's training tokens that training the mixture on `budget` tokens makes."""
+    size = dict(zip(shards, train_tokens))
+    return {s: w * budget / size[s] for s, w in naming.weights(mixture).items()}
+
+
 def pool_bytes(shard_dirs: list) -> int:
     return merge.stored_bytes(shard_dirs) * 2  # fp32 of bf16 at worst
 
 
 def gradient_search(model, pool: ResidentPool, sets: dict[str, np.ndarray], objective: Objective, steps: int,
-                    lr: float, windows_per_step: int, seed: int, device, log=print) -> np.ndarray:
-    """Adam on the softmax logits of the weights, from uniform, on minibatches of each target set."""
+                    lr: float, windows_per_step: int, seed: int, device, limit=None, log=print) -> np.ndarray:
+    """Adam on the softmax logits of the weights, from uniform, on minibatches of each target set;
+    weights over `limit` (each shard's repetition cap) are moved under it at every step."""
     n = next(iter(pool.stacked.values())).shape[0]
     logits = torch.zeros(n, device=device, requires_grad=True)
     opt = torch.optim.Adam([logits], lr=lr)
     rng = np.random.default_rng(seed)
     model.eval()
-    for step in range(steps):
+    def weights():
         w = torch.softmax(logits, 0)
+        return w if limit is None else capped(w, limit)
+
+    for step in range(steps):
+        w = weights()
         params = pool.params(w)
         nll = {}
         for name in objective.target:
@@ -109,7 +151,8 @@ def gradient_search(model, pool: ResidentPool, sets: dict[str, np.ndarray], obje
         if step % 10 == 0 or step == steps - 1:
             log(f"step {step + 1}/{steps}: predicted log ppl {loss.item():.4f} weights "
                 + " ".join(f"{x:.3f}" for x in w.detach().cpu().tolist()))
-    return torch.softmax(logits, 0).detach().cpu().numpy()
+    with torch.no_grad():
+        return weights().detach().cpu().numpy()
 
 
 def exact_nll(model, sets: dict[str, perplexity.EvalSet], names, context: int, device) -> dict[str, float]:
@@ -124,11 +167,12 @@ def exact_nll(model, sets: dict[str, perplexity.EvalSet], names, context: int, d
 
 
 def sampling_search(model, shard_dirs: list, shards: list[str], method: dict, seed_dir, sets: dict, context: int,
-                    objective: Objective, samples: int, seed: int, device, log=print) -> np.ndarray:
+                    objective: Objective, samples: int, seed: int, device, limit=None, log=print) -> np.ndarray:
     """Fallback without the pool in memory: Dirichlet samples, then pairwise moves of weight
     (0.2, 0.1, 0.05) from one shard to another while the objective improves; every point is a
     streamed merge scored on the target sets."""
     def score(w):
+        w = w if limit is None else capped(w, limit)
         merge.merge_into(model, shard_dirs, list(w), method, seed_dir)
         return objective.predicted_log(exact_nll(model, sets, objective.target, context, device),
                                        1 / float(np.sum(w ** 2)))
@@ -157,15 +201,22 @@ def sampling_search(model, shard_dirs: list, shards: list[str], method: dict, se
                     if value < best - 1e-6:
                         best_w, best, improved = w, value, True
         log(f"moves of {delta}: best predicted log ppl {best:.4f}")
-    return best_w
+    return best_w if limit is None else capped(best_w, limit)
 
 
-def pick(weights: np.ndarray, shards: list[str], min_weight: float) -> str:
+def pick(weights: np.ndarray, shards: list[str], min_weight: float, limit=None) -> str:
     """The search's weights as a canonical mixture: weights under `min_weight` dropped, the rest
-    renormalised (thousandths)."""
+    renormalised (thousandths) and kept under `limit`, unless the kept shards cannot supply it."""
     kept = {s: float(w) for s, w in zip(shards, weights) if w >= min_weight}
     if not kept:
         kept = {shards[int(np.argmax(weights))]: 1.0}
+    if limit is not None:
+        names = list(kept)
+        room = np.array([limit[shards.index(s)] for s in names])
+        w = np.array([kept[s] for s in names]) / sum(kept.values())
+        if room.sum() < 1:  # the dropped shards were needed to stay under the cap: keep them all
+            names, room, w = list(shards), np.asarray(limit), np.asarray(weights, float) / np.sum(weights)
+        kept = dict(zip(names, capped(w, room).tolist()))
     return naming.mixture_name(kept)
 
 

@@ -1,10 +1,13 @@
-"""How well does the merged-model score predict the score of a model really trained on a mixture?
+"""How well do the proxies predict the models really trained on a mixture?
 
-Compares, per eval set and over the really-trained (`full`) mixtures, the merged model's
-perplexity with the true one, and does the same for a naive proxy that merges nothing: the
-weighted mean perplexity of the mixture's member shard models. Besides correlations it
-measures picking: whether the proxy's best mixture is the truly best (top-1) and how much
-worse its pick really is (regret).
+Pairs, per eval set, each really trained mixture's true perplexity with every proxy's score of
+it: the merged model (each merge method), the naive proxy (weighted mean perplexity of the member
+shard models), the ensemble (weighted mean of their token probabilities, shardmix.ensemble), the
+calibration and the regression (each judged out of sample, by leave-one-out). Trained mixtures are
+budgeted two ways (`framing`): per shard (k shards get k shard budgets: "does adding this data
+help?") and, with validation.fixed_budget, on one total each ("which proportions at this budget?").
+A proxy cannot see a mixture's budget, so every figure is computed within a group of equal
+budget; the per-shard pooled row (budget `pooled`) mixes budgets and says so.
 """
 
 from __future__ import annotations
@@ -19,78 +22,111 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy import stats  # noqa: E402
 
+from shardmix import decision  # noqa: E402
 from shardmix import mixtures as shardmix_mixtures  # noqa: E402
 from shardmix import naming  # noqa: E402
 
-COLUMNS = ["proxy", "mixtures", "eval_set", "n_mixtures", "pearson", "spearman", "kendall", "top1_agree", "regret",
-           "mean_ratio"]
+PER_SHARD, FIXED = "per_shard", "fixed"
+POOLED = "pooled"
+INTERVAL = [f"{m}_{end}" for m in decision.METRICS for end in ("lo", "hi")]
+COLUMNS = ["proxy", "framing", "budget_tokens", "eval_set", "n_mixtures", "pearson", "spearman",
+           *decision.METRICS, *INTERVAL, "mean_ratio"]
 
 
 def proxy_name(method_label: str) -> str:
     return f"merged:{method_label}"
 
 
-def paired(table: pd.DataFrame, method_labels: list[str]) -> pd.DataFrame:
-    """One row per (eval set, really trained mixture): its true perplexity, the merged model's by
-    every method (column `merged:<method>`), the naive proxy (weighted mean of the members'
-    perplexities) and what the calibration needs (members, effective number of members)."""
+def paired(table: pd.DataFrame, method_labels: list[str], fixed_budget: int | None = None,
+           ensemble=None) -> pd.DataFrame:
+    """One row per (framing, eval set, really trained mixture): its true perplexity, its budget,
+    the merged model's by every method (column `merged:<method>`), the naive and (given the
+    ensemble cache) the ensemble proxy, and what the fits need (members, n_eff)."""
     ppl = table.set_index(["model", "eval_set"])["ppl"]
-    full = table[table["kind"] == "full"]
+    trained = table[table["kind"] == "full"].assign(framing=PER_SHARD)
+    if fixed_budget:
+        at_budget = table[table["kind"].isin(["full", naming.FIXED]) & (table["budget_tokens"] == fixed_budget)]
+        trained = pd.concat([trained, at_budget.assign(framing=FIXED)], ignore_index=True)
     rows = []
-    for _, r in full.iterrows():
-        mixture = r["model"][len("full/"):]
+    for r in trained.itertuples():
+        mixture = r.model.split("/", 1)[1]
         weights = naming.weights(mixture)
-        row = {"eval_set": r["eval_set"], "mixture": mixture, "weighted": naming.is_weighted(mixture),
-               "members": len(weights), "n_eff": naming.n_eff(mixture), "true": r["ppl"],
-               "naive": float(sum(wi * ppl[(naming.model_id("shard", m), r["eval_set"])]
-                                  for m, wi in weights.items()))}
+        row = {"framing": r.framing, "eval_set": r.eval_set, "mixture": mixture, "model": r.model,
+               "budget_tokens": int(r.budget_tokens), "weighted": naming.is_weighted(mixture),
+               "members": len(weights), "n_eff": naming.n_eff(mixture), "true": r.ppl,
+               "naive": float(sum(wi * ppl[(naming.model_id("shard", m), r.eval_set)] for m, wi in weights.items()))}
         for label in method_labels:
-            row[proxy_name(label)] = ppl[(naming.model_id("merged", mixture, label), r["eval_set"])]
+            row[proxy_name(label)] = ppl[(naming.model_id("merged", mixture, label), r.eval_set)]
+        if ensemble is not None:
+            row["ensemble"] = ensemble.ppl(weights, r.eval_set)
         rows.append(row)
     if not rows:
         raise ValueError("scores hold no kind=full rows: no mixture was really trained")
     return pd.DataFrame(rows)
 
 
-def regret(true: np.ndarray, proxy: np.ndarray) -> float:
-    """How much worse the proxy's pick really is than the truly best: true[pick] / min(true) - 1."""
-    return float(true[np.argmin(proxy)] / np.min(true) - 1)
+def groups(pairs: pd.DataFrame):
+    """(framing, budget label, rows) of every group of equal budget, then per shard the pooled one."""
+    for framing, f in pairs.groupby("framing", sort=False):
+        for budget, g in f.groupby("budget_tokens", sort=True):
+            yield framing, str(budget), g
+        if framing == PER_SHARD and f["budget_tokens"].nunique() > 1:
+            yield framing, POOLED, f
 
 
-def figures(true: np.ndarray, proxy: np.ndarray) -> dict:
-    enough = len(true) >= 3 and np.ptp(true) > 0 and np.ptp(proxy) > 0
-    return {
-        "n_mixtures": len(true),
-        "pearson": stats.pearsonr(proxy, true)[0] if enough else math.nan,
-        "spearman": stats.spearmanr(proxy, true)[0] if enough else math.nan,
-        "kendall": stats.kendalltau(proxy, true)[0] if enough else math.nan,
-        "top1_agree": float(np.argmin(proxy) == np.argmin(true)),
-        "regret": regret(true, proxy),
-        "mean_ratio": float(np.mean(proxy / true)),
-    }
+def _matrix(g: pd.DataFrame, column: str) -> tuple[list, np.ndarray, np.ndarray]:
+    """Eval sets, and true and proxy ppl as (sets x mixtures) arrays; mixtures missing a proxy
+    value on any set are left out."""
+    wide = g.pivot(index="eval_set", columns="mixture", values=["true", column])
+    keep = wide[column].notna().all(axis=0) & wide["true"].notna().all(axis=0)
+    names = [m for m in wide["true"].columns if keep[m]]
+    return list(wide.index), wide["true"][names].to_numpy(float), wide[column][names].to_numpy(float)
 
 
-MIXTURE_SUBSETS = {"all": lambda g: g, "uniform": lambda g: g[~g["weighted"]], "weighted": lambda g: g[g["weighted"]]}
-
-
-def agreement(pairs: pd.DataFrame, proxies: list[str]) -> pd.DataFrame:
-    """For each proxy column and each set of mixtures (all, uniform only, weighted only): figures
-    per eval set, then a row ALL: the mean of the per-set rows (top1_agree: the fraction of eval
-    sets whose pick is right), not a figure pooled over sets."""
-    tables = []
+def agreement(pairs: pd.DataFrame, proxies: list[str], seed: int = 0) -> pd.DataFrame:
+    """Per proxy, framing and budget group: decision metrics per eval set with bootstrap
+    intervals over the trained mixtures, then a row ALL: the mean of the per-set rows (top1: the
+    share of eval sets whose pick is the truly best), not a figure pooled over sets."""
+    rows = []
     for proxy in proxies:
-        for kind, subset in MIXTURE_SUBSETS.items():
-            chosen = subset(pairs)
-            if chosen.empty or (kind != "all" and len(chosen) == len(pairs)):
-                continue  # a run without weighted mixtures: 'uniform' would repeat 'all'
-            rows = [{"proxy": proxy, "mixtures": kind, "eval_set": name,
-                     **figures(g["true"].to_numpy(), g[proxy].to_numpy())}
-                    for name, g in chosen.groupby("eval_set", sort=True)]
-            table = pd.DataFrame(rows, columns=COLUMNS)
-            mean = {"proxy": proxy, "mixtures": kind, "eval_set": "ALL", "n_mixtures": int(table["n_mixtures"].max())}
-            mean.update({c: table[c].mean() for c in COLUMNS[4:]})
-            tables += [table, pd.DataFrame([mean])]
-    return pd.concat(tables, ignore_index=True)
+        for framing, budget, g in groups(pairs):
+            sets, true, score = _matrix(g, proxy)
+            if true.shape[1] < 2:
+                continue  # one trained mixture of this budget: nothing to choose between
+            point, spread = decision.per_set(true, score), decision.bootstrap(true, score, seed)
+            base = {"proxy": proxy, "framing": framing, "budget_tokens": budget, "n_mixtures": true.shape[1]}
+            for i, name in enumerate(sets + ["ALL"]):
+                t, p = (true[i], score[i]) if name != "ALL" else (true, score)
+                metrics, interval = (point["sets"][i], spread["sets"][i]) if name != "ALL" else \
+                    (point["ALL"], spread["ALL"])
+                enough = name != "ALL" and len(t) >= 3 and np.ptp(t) > 0 and np.ptp(p) > 0
+                row = {**base, "eval_set": name, **metrics, "mean_ratio": float(np.mean(p / t)),
+                       "pearson": stats.pearsonr(p, t)[0] if enough else math.nan,
+                       "spearman": stats.spearmanr(p, t)[0] if enough else math.nan}
+                row.update({f"{m}_{end}": v for m, (lo, hi) in interval.items() for end, v in (("lo", lo), ("hi", hi))})
+                rows.append(row)
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    for c in ("pearson", "spearman"):  # ALL: the mean of the sets' correlations
+        for key, g in table.groupby(["proxy", "framing", "budget_tokens"], sort=False):
+            table.loc[g.index[g["eval_set"] == "ALL"], c] = g.loc[g["eval_set"] != "ALL", c].mean()
+    return table
+
+
+def within_budget_pairwise(pairs: pd.DataFrame, proxy: str, eval_set: str, framing: str = PER_SHARD) -> float:
+    """One eval set's pairwise accuracy over the pairs of trained mixtures of equal budget (the
+    choices a proxy is asked to make), NaN without such a pair."""
+    agree, total = 0.0, 0
+    rows = pairs[(pairs["eval_set"] == eval_set) & (pairs["framing"] == framing) & pairs[proxy].notna()]
+    for _, g in rows.groupby("budget_tokens"):
+        n = len(g)
+        if n < 2:
+            continue
+        acc = decision.pairwise_accuracy(g["true"].to_numpy(float), g[proxy].to_numpy(float))
+        if not math.isnan(acc):
+            ordered = int((np.sign(g["true"].to_numpy()[:, None] - g["true"].to_numpy()[None, :]) != 0).sum() // 2)
+            agree += acc * ordered
+            total += ordered
+    return agree / total if total else math.nan
 
 
 def scatter_plot(pairs: pd.DataFrame, merged: str, out: str) -> None:

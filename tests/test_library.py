@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from conftest import stdlib_documents, write_jsonl
 from test_bad_input import _tok
 
-from shardmix import calibration, merge, mixtures, naming, perplexity, pool, search, sharding, training
+from shardmix import calibration, merge, mixtures, naming, perplexity, pool, search, sharding, tokens, training
 from shardmix import model as models
 from shardmix.corpus import Document, read_documents
 from shardmix.naming import mixture_name, safe_name
@@ -379,7 +381,8 @@ def _synthetic_pairs(coef=(0.5, 1.1, -0.2), noise=0.0, n=8, seed=0):
     import pandas as pd
 
     return pd.DataFrame({"eval_set": "s", "mixture": [f"m{i}" for i in range(n)], "weighted": False, "members": 2,
-                         "n_eff": n_eff, "true": true, "merged:linear": merged})
+                         "n_eff": n_eff, "true": true, "merged:linear": merged, "framing": "per_shard",
+                         "budget_tokens": 4096})
 
 
 def test_calibration_recovers_a_known_relation_and_beats_a_biased_proxy():
@@ -387,10 +390,10 @@ def test_calibration_recovers_a_known_relation_and_beats_a_biased_proxy():
     table, fits, loo = calibration.calibrate(pairs, "merged:linear")
     row = table.iloc[0]
     assert (row["a"], row["b"], row["c"]) == pytest.approx((0.5, 1.1, -0.2), abs=1e-6)
-    assert row["loo_rel_error"] < 1e-6 and row["loo_top1"] == 1.0 and row["loo_regret"] == 0
+    assert row["loo_rel_error"] < 1e-6 and row["loo_pairwise"] == 1.0 and row["loo_regret"] == 0
     assert np.allclose(loo, pairs["true"])
     # merged ppl alone prefers small n_eff; the truth rewards more members: calibration ranks
-    assert row["ranked_by"] == ("calibrated" if row["raw_regret"] > 0 else row["ranked_by"])
+    assert row["raw_pairwise"] < 1 and row["ranked_by"] == "calibrated"
     noisy = _synthetic_pairs(noise=0.05, n=12, seed=1)
     fit = calibration.calibrate(noisy, "merged:linear")[1]["s"]
     mean, half = fit.log_predict(noisy["merged:linear"], noisy["n_eff"])
@@ -400,12 +403,112 @@ def test_calibration_recovers_a_known_relation_and_beats_a_biased_proxy():
     assert few["ranked_by"] == "merged" and np.isnan(few["loo_regret"])
 
 
-def test_regret_is_the_true_cost_of_the_proxy_pick():
-    from shardmix import validation
+def test_decision_metrics_on_cases_with_known_answers():
+    from shardmix import decision
 
-    true = np.array([10.0, 11.0, 12.0])
-    assert validation.regret(true, np.array([3.0, 1.0, 2.0])) == pytest.approx(0.1)
-    assert validation.regret(true, np.array([1.0, 2.0, 3.0])) == 0.0
+    true = np.array([10.0, 11.0, 12.0, 13.0])
+    assert decision.regret(true, np.array([3.0, 1.0, 2.0, 4.0])) == pytest.approx(0.1)
+    assert decision.top1(true, np.array([3.0, 1.0, 2.0, 4.0])) == 0.0
+    assert decision.top1(true, np.array([1.0, 2.0, 3.0, 0.5])) == 0.0
+    assert decision.top1(true, np.array([1.0, 2.0, 3.0, 4.0])) == 1.0
+    # one swapped pair of six
+    assert decision.pairwise_accuracy(true, np.array([1.0, 3.0, 2.0, 4.0])) == pytest.approx(5 / 6)
+    assert decision.pairwise_accuracy(true, -true) == 0.0
+    assert decision.pairwise_accuracy(true, np.array([1.0, 1.0, 2.0, 3.0])) == pytest.approx(5.5 / 6)  # a tie: half
+    assert math.isnan(decision.pairwise_accuracy(np.ones(3), np.arange(3.0)))  # no pair to order
+    # the best quarter of 12 mixtures is 3: only their order counts
+    true12 = np.arange(1.0, 13.0)
+    proxy = true12.copy()
+    proxy[3:] = proxy[3:][::-1]  # the rest reversed: no effect
+    assert decision.top_quarter_spearman(true12, proxy) == pytest.approx(1.0)
+    proxy[:3] = [3.0, 2.0, 1.0]
+    assert decision.top_quarter_spearman(true12, proxy) == pytest.approx(-1.0)
+    assert math.isnan(decision.top_quarter_spearman(true[:2], true[:2]))
+    # a perfect proxy: every resample agrees; a poor one on 4 mixtures: a wide interval
+    sets = np.stack([true, true * 1.1])
+    tight = decision.bootstrap(sets, sets * 0.9)
+    assert tight["ALL"]["pairwise_accuracy"] == (1.0, 1.0) and tight["ALL"]["regret"] == (0.0, 0.0)
+    wide = decision.bootstrap(sets, np.stack([[1.0, 3.0, 2.0, 0.5]] * 2))
+    lo, hi = wide["ALL"]["pairwise_accuracy"]
+    assert hi - lo > 0.3 and lo <= decision.per_set(sets, np.stack([[1.0, 3.0, 2.0, 0.5]] * 2))["ALL"][
+        "pairwise_accuracy"] <= hi
+
+
+def _regression_pairs(n=10, noise=0.0, seed=0):
+    rng = np.random.default_rng(seed)
+    shards = ["a", "b", "c"]
+    rows = []
+    for i in range(n):
+        w = rng.dirichlet(np.ones(3))
+        mixture = naming.mixture_name(dict(zip(shards, w)))
+        budget = float(rng.choice([4096, 8192, 12288]))
+        merged = rng.uniform(20, 60)
+        true = math.exp(0.3 + 0.9 * math.log(merged) - 0.15 * math.log(budget) + rng.normal(0, noise))
+        rows.append({"eval_set": "s", "mixture": mixture, "budget_tokens": budget, "merged:linear": merged,
+                     "true": true})
+    return pd.DataFrame(rows), shards
+
+
+def test_the_regression_is_judged_out_of_sample():
+    from shardmix import regression
+
+    pairs, shards = _regression_pairs()
+    loo = regression.loo_column(pairs, "merged_budget", "merged:linear", shards)
+    # an exact log-linear relation, learnt from the others: in order, and close up to the ridge's shrinkage
+    from shardmix import decision
+
+    assert decision.pairwise_accuracy(pairs["true"].to_numpy(), loo.to_numpy()) >= 0.95  # a near tie may swap
+    assert np.mean(np.abs(np.log(loo / pairs["true"]))) < 0.02
+    # out of sample: a mixture off the relation is predicted from the rest, not from itself
+    off = pairs.copy()
+    off.loc[3, "true"] *= 2.0
+    moved = regression.loo_column(off, "merged_budget", "merged:linear", shards)
+    assert moved[3] == pytest.approx(loo[3], rel=0.2) and moved[3] < 0.7 * off.loc[3, "true"]
+    # the weights alone carry nothing of this relation: that family predicts worse
+    weights_only = regression.loo_column(pairs, "weights", "merged:linear", shards)
+    assert np.mean(np.abs(np.log(weights_only / pairs["true"]))) > 5 * np.mean(np.abs(np.log(loo / pairs["true"])))
+    # too few to fit and check: nothing predicted
+    assert regression.loo_column(pairs.head(4), "merged_budget", "merged:linear", shards).isna().all()
+
+
+def test_the_search_keeps_each_shard_under_its_repetition_cap():
+    from shardmix import search
+
+    limit = search.caps([1000, 1000, 8000], budget=4000, max_epochs=1.0)
+    assert limit.tolist() == [0.25, 0.25, 1.0]
+    with pytest.raises(search.SearchError, match="cannot supply"):
+        search.caps([1000, 1000], budget=4000, max_epochs=1.0)
+    w = search.capped(np.array([0.6, 0.3, 0.1]), limit)
+    assert w.sum() == pytest.approx(1) and (w <= limit + 1e-9).all() and w.tolist() == pytest.approx([0.25, 0.25, 0.5])
+    unchanged = search.capped(np.array([0.2, 0.2, 0.6]), limit)
+    assert unchanged.tolist() == pytest.approx([0.2, 0.2, 0.6])
+    # on tensors too, with gradients through the uncapped members
+    logits = torch.tensor([2.0, 1.0, 0.0], requires_grad=True)
+    t = search.capped(torch.softmax(logits, 0), limit)
+    assert float(t.detach().sum()) == pytest.approx(1) and (t.detach().numpy() <= limit + 1e-6).all()
+    t[2].backward()
+    assert logits.grad is not None
+    # the pick, after dropping small weights, stays under the cap
+    name = search.pick(np.array([0.7, 0.25, 0.05]), ["a", "b", "c"], 0.1, limit)
+    assert all(w <= cap + 1e-3 for (s, w), cap in zip(sorted(naming.weights(name).items()), limit))
+    assert search.repetition("a@0.25+c@0.75", ["a", "b", "c"], [1000, 1000, 8000], 4000) == {"a": 1.0, "c": 0.375}
+
+
+def test_seed_spans_follow_the_manifest_and_overlap_is_measured(tmp_path):
+    from shardmix import seed_data
+
+    manifest = {"shards": {"b": {"seed_tokens": 3, "domain": "x"}, "a": {"seed_tokens": 2}, "c": {"seed_tokens": 4}}}
+    # units in name order: a [0, 2), b [2, 5), c [5, 9)
+    assert seed_data.spans(manifest, None) == [(0, 9)]
+    assert seed_data.spans(manifest, ["a", "c"]) == [(0, 2), (5, 9)]
+    assert seed_data.spans(manifest, ["x", "a"]) == [(0, 5)]  # a unit's recorded domain counts
+    path = tmp_path / "seed.npy"
+    tokens.save(path, np.arange(9, dtype=np.uint16), 100, seal=True)
+    assert seed_data.read(path, manifest, ["c"]).tolist() == [5, 6, 7, 8]
+    seen = np.array([5, 6, 7, 8, 50, 51, 52, 53])
+    share = seed_data.seen_share({"half": seen, "none": np.arange(60, 70)},
+                                 seed_data.blocks([(path, manifest, ["c"])]), n=3)
+    assert share == {"half": pytest.approx(2 / 6), "none": 0.0}
 
 
 def test_gradient_search_finds_the_shard_the_target_prefers(tmp_path):

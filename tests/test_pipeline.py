@@ -13,9 +13,10 @@ import torch
 from conftest import ADDED_SHARD, SHARDS, copy_project, planned_jobs, snakemake, tiny_config, write_config
 
 from shardmix import model as models
-from shardmix import naming, perplexity, tokenizer, tokens
+from shardmix import naming, perplexity, tokenizer, tokens, validation
 
-COLUMNS = ["model", "kind", "shards", "weights", "method", "eval_set", "tokens", "bytes", "nll", "ppl", "bpb"]
+COLUMNS = ["model", "kind", "shards", "weights", "method", "eval_set", "tokens", "bytes", "nll", "ppl", "bpb",
+           "budget_tokens"]
 WEIGHTED = "http@0.25+json@0.75"
 
 
@@ -123,7 +124,7 @@ def test_adding_a_source_splits_only_it_and_trains_one_model_per_new_shard(grown
     # json, email, http x2, the weighted pair, 2 of really trained mixtures) on the new set only
     assert jobs["evaluate_batch"] == 3 * 2 + 8 and jobs["record_eval_groups"] == 1
     outputs = ("scores.csv", "scores.parquet", "scores.html", "heatmap.png", "ranking.png", "agreement.csv",
-               "agreement_naive.csv", "agreement.html", "scatter.png", "cost.png", "shards.csv", "run_config.json",
+               "warnings.txt", "regression.csv", "pairs.csv", "seed_overlap.csv", "agreement.html", "scatter.png", "cost.png", "shards.csv", "run_config.json",
                "calibration.csv", "predictions.csv", "eval_groups.json", "all.json", "json.json", "best_mixtures.csv",
                "weights.png")
     assert all(p.name.removesuffix(".sha256") in outputs for p in changed), changed  # each with its seal
@@ -151,37 +152,72 @@ def test_full_models_train_on_the_union_with_the_same_budget_per_shard(pipeline)
     assert [u["windows"] for u in log["source_use"]] == [1024 // 32, 3072 // 32]
 
 
-def test_agreement_tables_measure_correlation_and_picking(pipeline):
-    columns = ["proxy", "mixtures", "eval_set", "n_mixtures", "pearson", "spearman", "kendall", "top1_agree",
-               "regret", "mean_ratio"]
-    table = pd.read_csv(pipeline / "results/scores.csv", keep_default_na=False)
+def test_agreement_judges_every_proxy_within_groups_of_equal_budget(pipeline):
+    table = pd.read_csv(pipeline / "results/scores.csv", keep_default_na=False, na_values=[""])
     sets = sorted(set(table["eval_set"]))
-    agree = pd.read_csv(pipeline / "results/validation/agreement.csv", keep_default_na=False, na_values=[""])
-    naive = pd.read_csv(pipeline / "results/validation/agreement_naive.csv")
-    for frame in (agree, naive):
-        assert list(frame.columns) == columns
-    assert set(agree["proxy"]) == {"merged:linear", "merged:task_arithmetic:1.5", "calibrated"}
-    linear = agree[(agree["proxy"] == "merged:linear") & (agree["mixtures"] == "all")]
-    assert linear["eval_set"].tolist() == sets + ["ALL"] and (linear["n_mixtures"] == 4).all()
-    assert set(agree["mixtures"]) == {"all", "uniform", "weighted"}
-    assert (agree[agree["mixtures"] == "uniform"]["n_mixtures"] == 3).all()
-    per_set = linear.iloc[:-1]
-    assert linear.iloc[-1]["pearson"] == pytest.approx(per_set["pearson"].mean(), abs=1e-3)
-    assert linear.iloc[-1]["regret"] == pytest.approx(per_set["regret"].mean(), abs=1e-3)
-    # regret, top-1 and mean_ratio on one set, recomputed from the scores table
+    agree = pd.read_csv(pipeline / "results/validation/agreement.csv", keep_default_na=False, na_values=[""],
+                        dtype={"budget_tokens": str})
+    assert list(agree.columns) == validation.COLUMNS
+    # regression needs 5 trained mixtures per set to be judged by leave-one-out; the tiny run has 4
+    assert set(agree["proxy"]) == {"merged:linear", "merged:task_arithmetic:1.5", "naive", "ensemble", "calibrated"}
+    # per shard: the two pairs and the weighted pair train on 2 budgets, the triple alone on 3
+    # (no choice to judge); `pooled` mixes them
+    linear = agree[agree["proxy"] == "merged:linear"]
+    assert set(linear["framing"]) == {"per_shard"} and set(linear["budget_tokens"]) == {"4096", "pooled"}
+    for budget, n in (("4096", 3), ("pooled", 4)):
+        rows = linear[linear["budget_tokens"] == budget]
+        assert rows["eval_set"].tolist() == sets + ["ALL"] and (rows["n_mixtures"] == n).all()
+        per_set = rows.iloc[:-1]
+        for metric in ("pairwise_accuracy", "regret", "top1"):
+            assert rows.iloc[-1][metric] == pytest.approx(per_set[metric].mean(), abs=1e-3)
+        assert (rows["pairwise_accuracy_lo"] <= rows["pairwise_accuracy"] + 1e-9).all()
+        assert (rows["pairwise_accuracy"] <= rows["pairwise_accuracy_hi"] + 1e-9).all()
+    # pairwise accuracy, regret and top-1 of the pairs on one set, recomputed from the scores table
     ppl = table.set_index(["model", "eval_set"])["ppl"]
-    mixtures = ["email+json", "http+json", "email+http+json", WEIGHTED]
+    mixtures = ["email+json", "http+json", WEIGHTED]
     true = np.array([ppl[(f"full/{m}", "json")] for m in mixtures])
     merged = np.array([ppl[(f"merged/{m}", "json")] for m in mixtures])
-    row = per_set.set_index("eval_set").loc["json"]
+    row = linear[linear["budget_tokens"] == "4096"].set_index("eval_set").loc["json"]
+    pairs = [(i, j) for i in range(3) for j in range(i + 1, 3)]
+    agree_pairs = np.mean([np.sign(true[i] - true[j]) == np.sign(merged[i] - merged[j]) for i, j in pairs])
+    assert row["pairwise_accuracy"] == pytest.approx(agree_pairs, abs=1e-4)
     assert row["regret"] == pytest.approx(true[np.argmin(merged)] / true.min() - 1, abs=1e-4)
-    assert row["top1_agree"] == float(np.argmin(merged) == np.argmin(true))
+    assert row["top1"] == float(np.argmin(merged) == np.argmin(true))
     assert row["mean_ratio"] == pytest.approx(np.mean(merged / true), abs=1e-3)
-    # the naive proxy: the weighted mean of the members' ppl
-    naive_json = [0.25 * ppl[("shard/http", "json")] + 0.75 * ppl[("shard/json", "json")]]
-    assert naive_json[0] > 0
     for name in ("scatter.png", "cost.png"):
         assert (pipeline / "results/validation" / name).read_bytes()[:4] == b"\x89PNG"
+    # budgets in the scores table: a shard's, k of them per k-shard mixture, none of the seed's
+    budget = table.drop_duplicates("model").set_index("model")["budget_tokens"]
+    assert budget["seed"] == 0 and budget["shard/json"] == 2048 and budget["full/email+http+json"] == 6144
+    assert budget[f"merged/{WEIGHTED}"] == 4096
+
+
+def test_the_ensemble_proxy_averages_the_members_token_probabilities(pipeline):
+    """The ensemble's ppl of the weighted pair on json's held-out set, against a direct computation
+    from the two shard models (their softmax probabilities mixed 1:3, token by token)."""
+    pairs = pd.read_csv(pipeline / "results/validation/pairs.csv")
+    row = pairs[(pairs["mixture"] == WEIGHTED) & (pairs["eval_set"] == "json")].iloc[0]
+    spec = {"path": str(pipeline / "results/corpus/corpus/tokens/json.heldout.npy"), "segment": 64}
+    ids = np.asarray(perplexity.load_set(spec, 1024).ids, dtype=np.int64)
+    probs = []
+    for shard in ("http", "json"):
+        lm = models.load_causal_lm(pipeline / f"results/models/shards/{shard}").eval()
+        p = []
+        with torch.no_grad():
+            for start, length in perplexity.windows(len(ids), 32, 64):
+                x = torch.from_numpy(ids[start:start + length + 1])
+                logits = lm(input_ids=x[None, :-1]).logits[0].double()
+                p.append(torch.softmax(logits, -1).gather(1, x[1:, None])[:, 0])
+        probs.append(torch.cat(p))
+    direct = float(torch.exp(-torch.log(0.25 * probs[0] + 0.75 * probs[1]).mean()))
+    assert row["ensemble"] == pytest.approx(direct, rel=1e-4)
+    # and every single member's cached NLL gives back its scored ppl
+    from shardmix import ensemble
+
+    cache = ensemble.read(pipeline / "results/validation/ensemble/g0/json.safetensors")
+    table = pd.read_csv(pipeline / "results/scores.csv", keep_default_na=False)
+    scored = table[(table["model"] == "shard/json") & (table["eval_set"] == "json")]["ppl"].iloc[0]
+    assert ensemble.ppl([cache["json"]], [1.0]) == pytest.approx(scored, rel=1e-5)
 
 
 def test_calibration_and_predictions(pipeline):
@@ -195,6 +231,9 @@ def test_calibration_and_predictions(pipeline):
     assert len(predictions) == (5 + 3) * 4
     merged = predictions[predictions["basis"] == "calibrated"]
     assert len(merged) == 5 * 4 and (merged["lower"] <= merged["predicted_ppl"]).all()
+    assert set(predictions["basis"]) == {"calibrated", "measured"}
+    budget = predictions.drop_duplicates("mixture").set_index("mixture")["budget_tokens"]
+    assert (budget["email"], budget["email+http"], budget["email+http+json"]) == (2048, 4096, 6144)
     assert (merged["predicted_ppl"] <= merged["upper"]).all()
     assert predictions["true_ppl"].notna().sum() == 4 * 4  # the trained mixtures carry their true ppl
     for _, g in predictions.groupby("eval_set"):
@@ -212,6 +251,18 @@ def test_search_finds_weights_over_every_shard(pipeline):
         log = json.loads((pipeline / f"results/search/targets/{row.target}.json").read_text())
         assert log["search"] == "gradient" and log["mixture"] == row.weights
     assert (pipeline / "results/search/weights.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_search_picks_are_checked_against_uniform_weights_on_their_budget(pipeline):
+    best = pd.read_csv(pipeline / "results/search/best_mixtures.csv", keep_default_na=False)
+    sizes = json.loads((pipeline / "results/corpus/corpus/manifest.json").read_text())["shards"]
+    for row in best.itertuples():
+        assert row.budget_tokens == 3 * 2048  # search.budget_tokens unset: uniform weights over 3 shards, per shard
+        epochs = {s: float(e) for s, e in (item.split(":") for item in row.epochs.split())}
+        for shard, w in naming.weights(row.weights).items():
+            assert epochs[shard] == pytest.approx(w * 6144 / sizes[shard]["train_tokens"], abs=0.01)
+        assert row.max_epochs <= 4 + 1e-6 and row.seed_ppl > 0
+        assert (row.flag != "") == (row.predicted_ppl >= min(row.seed_ppl, row.best_subset_predicted_ppl))
 
 
 def test_moving_a_finished_run_to_other_hardware_retrains_nothing(pipeline, tmp_path, data_dir):
@@ -255,3 +306,43 @@ def test_seed_from_a_local_bf16_pytorch_bin_checkpoint_is_converted_once_and_kee
         assert row.ppl == pytest.approx(original.loc[("seed", row.eval_set), "ppl"], rel=2e-2)
     assert not (work / "results/tokenizer").exists()
     assert "Nothing to be done" in (lambda p: p.stdout + p.stderr)(snakemake(work, "--dry-run"))
+
+
+def test_fixed_budget_search_check_and_seed_hygiene(pipeline, tmp_path, data_dir):
+    """validation.fixed_budget trains each validated mixture on one total (reusing the per-shard
+    models of that total), the search's picks are checked against uniform weights on their
+    budget, and seed_domains: included keeps the unused `logging` domain out of the seed."""
+    work = copy_project(tmp_path / "fixed")
+    config = tiny_config(data_dir)
+    config["validation"].update(fixed_budget=4096, search=True)
+    config["seed_domains"] = "included"
+    write_config(work, config)
+    snakemake(work)
+    results = work / "results"
+    manifest = json.loads((results / "corpus/corpus/manifest.json").read_text())["shards"]
+    seed_line = (work / "logs/seed_model.log").read_text().splitlines()[0]
+    assert f"{sum(manifest[s]['seed_tokens'] for s in SHARDS)} seed tokens" in seed_line
+    assert manifest[ADDED_SHARD]["seed_tokens"] > 0  # split for the seed, and left out of it
+    overlap = pd.read_csv(results / "validation/seed_overlap.csv")
+    assert set(overlap["name"]) == set(SHARDS) | {"extra_urllib"}
+    assert overlap["seen_span_share"].between(0, 1).all()
+    # the triple is the one validated mixture whose per-shard total is not 4096
+    assert sorted(p.name for p in (results / "models/fixed4096").iterdir()) == ["email+http+json"]
+    log = json.loads((results / "models/fixed4096/email+http+json/train_log.json").read_text())
+    assert [u["windows"] for u in log["source_use"]] == [43, 43, 43]  # 4096 / 3 tokens each, 32 a window
+    agree = pd.read_csv(results / "validation/agreement.csv", dtype={"budget_tokens": str})
+    fixed = agree[(agree["framing"] == "fixed") & (agree["proxy"] == "merged:linear")]
+    assert set(fixed["budget_tokens"]) == {"4096"} and (fixed["n_mixtures"] == 4).all()
+    checked = pd.read_csv(results / "search/validation.csv", keep_default_na=False)
+    table = pd.read_csv(results / "scores.csv", keep_default_na=False).set_index(["model", "eval_set"])["ppl"]
+    for row in checked.itertuples():
+        assert row.budget_tokens == 6144
+        target = {"all": list(SHARDS) + ["extra_urllib"], "json": ["json"]}[row.target]
+        uniform = math.exp(np.mean([math.log(table[("full/email+http+json", s)]) for s in target]))
+        assert row.uniform_true_ppl == pytest.approx(uniform, rel=1e-4)
+        assert row.best_subset == "email+http+json"  # the only uniform subset trained on 6144 tokens
+        assert row.vs_uniform == pytest.approx(row.search_true_ppl / row.uniform_true_ppl - 1, abs=1e-3)
+        weights = naming.weights(row.weights)
+        folder = "full" if len(weights) == 3 else "fixed6144"
+        trained = json.loads((results / f"models/{folder}/{row.weights}/train_log.json").read_text())
+        assert trained["tokens"] == pytest.approx(6144, abs=32 * len(weights))

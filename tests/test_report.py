@@ -19,13 +19,13 @@ pytestmark = pytest.mark.skipif(
 CATEGORIES = {
     "1. Scores": ["results/scores.csv", "results/scores.html", "results/plots/heatmap.png",
                   "results/plots/ranking.png"],
-    "2. Validation": ["results/validation/agreement.csv", "results/validation/agreement_naive.csv",
+    "2. Validation": ["results/validation/agreement.csv", "results/validation/pairs.csv",
                       "results/validation/agreement.html", "results/validation/scatter.png",
                       "results/validation/cost.png"],
 }
 CAPTIONS = {"scores.csv": "scores.rst", "scores.html": "scores_html.rst", "heatmap.png": "heatmap.rst",
             "ranking.png": "ranking.rst", "agreement.csv": "agreement.rst",
-            "agreement_naive.csv": "agreement_naive.rst", "agreement.html": "agreement_html.rst",
+            "pairs.csv": "pairs.rst", "agreement.html": "agreement_html.rst",
             "scatter.png": "scatter.rst", "cost.png": "cost.rst"}
 
 
@@ -142,7 +142,7 @@ def test_report_shows_every_table_and_plot_with_its_caption(pipeline, browser):
                                      lambda w: w > 0)
                     assert width > 0 and img.is_displayed(), f"{name} did not render"
                 else:
-                    expected = "pearson" if name == "agreement.html" else "extra_urllib"
+                    expected = "pairwise_accuracy" if name == "agreement.html" else "extra_urllib"
                     browser.switch_to.frame(shown[0])
                     headers = _settled(lambda: [th.text for th in browser.find_elements(By.CSS_SELECTOR, "table th")],
                                        lambda found: expected in found)

@@ -4,5 +4,5 @@ from shardmix import scores
 from shardmix.jobs import job_args
 
 args = job_args()
-size = scores.write_parquet(args["scores_dir"], args["groups"], args["batches"], args["out"])
+size = scores.write_parquet(args["scores_dir"], args["groups"], args["batches"], args["out"], args["shard_tokens"])
 print(f"{size['rows']} rows: {size['models']} models x {size['eval_sets']} eval sets")

@@ -12,7 +12,7 @@ import pandas as pd
 from shardmix import calibration as shardmix_calibration
 from shardmix import merge, naming, perplexity, search
 from shardmix import model as models
-from shardmix.jobs import job_args, job_device, write_json
+from shardmix.jobs import fail, job_args, job_device, write_json
 
 args = job_args()
 device = job_device()
@@ -24,6 +24,10 @@ context = min(args["context"], models.context_length(lm))
 ids = {name: perplexity.load_set(args["eval_sets"][name], args["max_tokens"]) for name in args["target"]}
 sets = {name: search.windows(x, context) for name, x in ids.items()}
 settings, method = args["search"], args["method"]
+try:
+    limit = search.caps(args["train_tokens"], args["budget_tokens"], settings["max_epochs"])
+except search.SearchError as e:
+    fail(str(e))
 start = time.perf_counter()
 resident = search.pool_bytes(args["shard_dirs"]) <= settings["max_resident_mb"] * 2**20
 print(f"target {args['name']}: {json.dumps(args['target'])}; calibrated on {sorted(calibration) or 'no set'}; "
@@ -31,12 +35,12 @@ print(f"target {args['name']}: {json.dumps(args['target'])}; calibrated on {sort
 if resident:
     pool = search.ResidentPool(args["shard_dirs"], method, args["seed_dir"], device)
     weights = search.gradient_search(lm, pool, sets, objective, settings["steps"], settings["lr"],
-                                     settings["windows_per_step"], settings["seed"], device)
+                                     settings["windows_per_step"], settings["seed"], device, limit)
     del pool
 else:
     weights = search.sampling_search(lm, args["shard_dirs"], args["shards"], method, args["seed_dir"], ids, context,
-                                     objective, settings["samples"], settings["seed"], device)
-mixture = search.pick(weights, args["shards"], settings["min_weight"])
+                                     objective, settings["samples"], settings["seed"], device, limit)
+mixture = search.pick(weights, args["shards"], settings["min_weight"], limit)
 final = naming.weights(mixture)
 # the pick as it will be trained: small weights dropped, the rest in thousandths
 merge.merge_into(lm, [args["shard_dirs"][args["shards"].index(s)] for s in final], list(final.values()), method,
@@ -46,6 +50,8 @@ n_eff = naming.n_eff(mixture)
 result = {"target": args["name"], "mixture": mixture, "search": "gradient" if resident else "sampling",
           "raw_weights": dict(zip(args["shards"], np.round(weights, 4).tolist())),
           "predicted_ppl": math.exp(objective.predicted_log(nll, n_eff)), "merged_ppl": math.exp(objective.merged_log(nll)),
-          "merged_ppl_per_set": {k: math.exp(v) for k, v in nll.items()}, "seconds": round(time.perf_counter() - start, 1)}
+          "merged_ppl_per_set": {k: math.exp(v) for k, v in nll.items()}, "budget_tokens": args["budget_tokens"],
+          "epochs": search.repetition(mixture, args["shards"], args["train_tokens"], args["budget_tokens"]),
+          "seconds": round(time.perf_counter() - start, 1)}
 write_json(args["out"], result)
 print(json.dumps(result, indent=2))

@@ -3,16 +3,24 @@ seed data (each source's share of the budget in proportion to its seed tokens)."
 from shardmix.warm import delegate
 
 delegate()  # where a warm-start server answers, a fork of it runs this script (shardmix.warm)
+import json
 import shutil
 
 from shardmix import model as models
+from shardmix import seed_data as seed_spans
 from shardmix import tokenizer, tokens, training
 from shardmix.jobs import job_args, job_device
 
 args = job_args()
 resume_dir = f"{args['out']}.resume"
 tok = tokenizer.load(args["tokenizer"])
-seed_data = [tokens.load(p) for p in args["seed_tokens"]]
+if "seed_domains" in args:  # only some domains' seed data (config seed_domains)
+    seed_data = []
+    for path, manifest, domains in zip(args["seed_tokens"], args["manifests"], args["seed_domains"]):
+        with open(manifest) as f:
+            seed_data.append(seed_spans.read(path, json.load(f), domains))
+else:
+    seed_data = [tokens.load(p) for p in args["seed_tokens"]]
 total = sum(len(s) for s in seed_data)
 cfg = args["training"]
 budget = cfg["tokens"] or total

@@ -82,6 +82,17 @@ class Layout:
     def full_model(self, mixture: str) -> str:
         return f"{self.models}/full/{mixture}"
 
+    def fixed_model(self, mixture: str, total) -> str:
+        return f"{self.models}/fixed{total}/{mixture}"
+
+    @property
+    def ensemble(self) -> str:
+        return f"{self.results}/validation/ensemble"
+
+    def token_nll(self, group: str, shard: str) -> str:
+        """A shard model's NLL of every token of an eval-set group: the ensemble proxy's cache."""
+        return f"{self.ensemble}/{group}/{shard}.safetensors"
+
     def selected_shard(self, shard: str) -> str:
         return f"{self.selection}/shards/{shard}"
 

@@ -387,6 +387,81 @@ class Planner:
         return self.training([self.train_tokens(s) for s in weights], self.layout.full_model(mixture),
                              f"full/{mixture}", budgets)
 
+    def per_shard_total(self, mixture: str) -> int:
+        """The tokens a mixture is trained on per shard: its members' shard budgets."""
+        return len(naming.members(mixture)) * self.cfg["shard_training"]["tokens"]
+
+    def trained_at(self, mixture: str, total: int) -> tuple[str, str]:
+        """(model id, folder) of a mixture really trained on `total` tokens: its per-shard model where
+        that is the same total (the same job: never trained twice), a shard's own model for a
+        single shard at its budget, else a fixed-budget model."""
+        if total == self.per_shard_total(mixture):
+            if len(naming.members(mixture)) == 1:
+                return naming.model_id("shard", mixture), self.layout.shard_model(mixture)
+            return naming.model_id("full", mixture), self.layout.full_model(mixture)
+        return naming.fixed_id(mixture, total), self.layout.fixed_model(mixture, total)
+
+    def fixed_training(self, mixture: str, total: int) -> TrainingJob:
+        """A mixture trained on `total` tokens in all, member i w_i * total of them."""
+        weights = naming.weights(mixture)
+        return self.training([self.train_tokens(s) for s in weights], self.layout.fixed_model(mixture, total),
+                             naming.fixed_id(mixture, total), [max(1, round(w * total)) for w in weights.values()])
+
+    def fixed_mixtures(self) -> list:
+        """The validated mixtures validation.fixed_budget trains anew (those whose per-shard total
+        differs from it; the rest are their per-shard models)."""
+        total = self.cfg["validation"]["fixed_budget"]
+        return [m for m in self.validated_mixtures() if total and self.per_shard_total(m) != total]
+
+    def search_budget(self) -> int:
+        """Tokens a searched mixture is trained on: search.budget_tokens, else what uniform weights
+        over every shard get per shard."""
+        return self.cfg["search"]["budget_tokens"] or len(self.shard_sources()) * self.cfg["shard_training"]["tokens"]
+
+    # --- the seed's data ---------------------------------------------------------------------------
+
+    def seed_domains(self, source: str):
+        """The domains of a source whose seed data pretrains the seed (config seed_domains); None: all."""
+        choice = self.cfg["seed_domains"]
+        if choice == "all":
+            return None
+        if choice == "included":
+            return self.sources[source]["sharding"]["include"]
+        return list(choice)
+
+    def seed_args(self) -> str:
+        cfg = self.cfg
+        kwargs = dict(tokenizer=self.tokenizer, seed_tokens=[self.layout.source_tokens(s, "seed") for s in self.foundation],
+                      out=self.seed_model, architecture={k: v for k, v in cfg["model"].items() if k not in ("source", "path")},
+                      training=self.settings("seed_training"))
+        if cfg["seed_domains"] != "all":  # only then, so runs that read every domain keep their parameters
+            kwargs.update(manifests=[self.layout.manifest(s) for s in self.foundation],
+                          seed_domains=[self.seed_domains(s) for s in self.foundation])
+        return args(**kwargs)
+
+    def seed_overlap_args(self) -> dict:
+        sel = self.cfg["selection"]
+        return dict(seed_files=[[self.layout.source_tokens(s, "seed"), self.layout.manifest(s), self.seed_domains(s)]
+                                for s in self.foundation],
+                    eval_sets=self.view().eval_specs, max_tokens=self.cfg["evaluation"]["max_tokens"],
+                    units=self.layout.selection_units if sel else None, sample_units=20000,
+                    ngram=sel["overlap_ngram"] if sel else 32, out=f"{self.layout.results}/validation/seed_overlap.csv")
+
+    # --- the ensemble proxy's cache ----------------------------------------------------------------
+
+    def ensemble_shards(self) -> list:
+        """Shards whose token NLLs the ensemble proxy reads: the members of the trained mixtures."""
+        return sorted({s for m in self.validated_mixtures() for s in naming.members(m)})
+
+    def token_nll_files(self) -> list:
+        return [self.layout.token_nll(g, s) for g in self.eval_groups() for s in self.ensemble_shards()]
+
+    def token_nll_args(self, group: str, shard: str) -> str:
+        ev = self.cfg["evaluation"]
+        return args(model=self.layout.shard_model(shard), eval_sets=self.view().group_specs(group),
+                    max_tokens=ev["max_tokens"], batch_windows=ev["batch_windows"],
+                    context=self.cfg["model"]["context"], out=self.layout.token_nll(group, shard))
+
     # --- selection ---------------------------------------------------------------------------------
 
     def selection_shards(self) -> dict:
@@ -477,14 +552,21 @@ class Planner:
                     shard_dirs=[self.layout.shard_model(s) for s in self.shard_sources()], seed_dir=self.seed_model,
                     method=self.methods[0], eval_sets={s: self.eval_set_spec(s) for s in chosen},
                     max_tokens=self.cfg["evaluation"]["max_tokens"], context=self.cfg["model"]["context"],
-                    calibration=self.calibration_input(),
-                    search={k: v for k, v in self.cfg["search"].items() if k != "targets"},
+                    calibration=self.calibration_input(), train_tokens=self.shard_train_tokens(),
+                    budget_tokens=self.search_budget(),
+                    search={k: v for k, v in self.cfg["search"].items() if k not in ("targets", "budget_tokens")},
                     out=f"{self.layout.search}/targets/{target}.json")
+
+    def shard_train_tokens(self) -> list:
+        """Training tokens of every shard, in shard order (what a search's repetition cap allows)."""
+        view = self.view()
+        return [view.manifests[src]["shards"][s]["train_tokens"] for s, src in self.shard_sources().items()]
 
     def best_mixtures_args(self) -> dict:
         search, targets = self.layout.search, self.search_targets()
         return dict(targets=targets, found={t: f"{search}/targets/{t}.json" for t in targets},
                     scores=self.scores_table(), calibration=self.calibration_input(),
+                    train_tokens=self.shard_train_tokens(), budget_tokens=self.search_budget(),
                     method=self.methods[0]["label"], shards=list(self.shard_sources()),
                     out=f"{search}/best_mixtures.csv", plot=f"{search}/weights.png")
 
@@ -497,12 +579,21 @@ class Planner:
             return sorted({row["weights"] for row in csv.DictReader(f)})
 
     def search_validation_models(self) -> dict:
-        return {m: self.layout.full_model(m) for m in self.searched_mixtures() + [self.uniform_all()]}
+        """Model id -> folder of each searched mixture and of uniform weights over every shard, all
+        trained on the search's budget."""
+        total = self.search_budget()
+        return dict(self.trained_at(m, total) for m in self.searched_mixtures() + [self.uniform_all()])
 
     def validate_search_args(self) -> dict:
         search, targets = self.layout.search, self.search_targets()
+        total = self.search_budget()
+        picks = {m: self.trained_at(m, total)[0] for m in self.searched_mixtures()}
+        at_total = self.per_shard_total if self.cfg["validation"]["fixed_budget"] != total else lambda m: total
+        subsets = {m: self.trained_at(m, total)[0] for m in self.validated_mixtures()
+                   if at_total(m) == total and not naming.is_weighted(m)}
         return dict(best=f"{search}/best_mixtures.csv", scores=self.scores_table(), targets=targets,
-                    full_models=self.search_validation_models(), uniform=self.uniform_all(), tokenizer=self.tokenizer,
+                    models=self.search_validation_models(), picks=picks, subsets=subsets, budget_tokens=total,
+                    uniform=self.trained_at(self.uniform_all(), total)[0], tokenizer=self.tokenizer,
                     eval_sets={s: self.eval_set_spec(s) for t in targets.values() for s in t},
                     max_tokens=self.cfg["evaluation"]["max_tokens"], context=self.cfg["model"]["context"],
                     out=f"{search}/validation.csv")
@@ -527,6 +618,12 @@ class Planner:
             for name in os.listdir(full):
                 if not name.endswith(checksums.SKIPPED) and all(m in known for m in naming.members(name)):
                     planned[self.layout.full_model(name)] = args(**self.full_training(name).args())
+        for folder in os.listdir(self.layout.models) if os.path.isdir(self.layout.models) else []:
+            total = folder[len(naming.FIXED):]
+            if folder.startswith(naming.FIXED) and total.isdigit():
+                for name in os.listdir(f"{self.layout.models}/{folder}"):
+                    if not name.endswith(checksums.SKIPPED) and all(m in known for m in naming.members(name)):
+                        planned[self.layout.fixed_model(name, total)] = args(**self.fixed_training(name, int(total)).args())
         for path in shardmix_jobs.stale(planned):
             print(f"WARNING: {path} was made with other settings than this run's; it is made again", file=sys.stderr)
             found.add(path)

@@ -151,6 +151,10 @@ class ShardView:
             return EvalEntry(dirs=[p.layout.shard_model(mixture)], **columns)
         if kind == "full":
             return EvalEntry(dirs=[p.layout.full_model(mixture)], **columns)
+        if kind == naming.FIXED:
+            total = p.cfg["validation"]["fixed_budget"]
+            columns["model"] = naming.fixed_id(mixture, total)
+            return EvalEntry(dirs=[p.layout.fixed_model(mixture, total)], **columns)
         weights = naming.weights(mixture)
         return EvalEntry(dirs=[p.layout.shard_model(s) for s in weights], method=method["label"], merge=Merge(
             weights=list(weights.values()), method=method, seed=p.seed_model if needs_seed(method) else None),
@@ -187,6 +191,11 @@ class ShardView:
         full = {m: "subset" for m in validated}
         for batch, names in shardmix_mixtures.batches(order, full, size, prefix="full@", singles=False).items():
             plan[batch] = [self.entry("full", m) for m in names]
+        # validation.fixed_budget: the same mixtures on one total each (those not already trained on it)
+        total = cfg["validation"]["fixed_budget"]
+        fixed = {m: "subset" for m in validated if total and self.p.per_shard_total(m) != total}
+        for batch, names in shardmix_mixtures.batches(order, fixed, size, prefix="fixed@", singles=False).items():
+            plan[batch] = [self.entry(naming.FIXED, m) for m in names]
         plan.update(self._selection_batches(order, size))
         return plan, validated, picks
 
