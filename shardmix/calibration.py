@@ -103,10 +103,11 @@ def coefficients(table: pd.DataFrame, sets) -> dict[str, dict]:
             if r.ranked_by == "calibrated" and r.eval_set in sets}
 
 
-def predictions(scores: pd.DataFrame, method: str, fits: dict, table: pd.DataFrame) -> pd.DataFrame:
+def predictions(scores: pd.DataFrame, method: str, fits: dict, table: pd.DataFrame, regression_ppl=None) -> pd.DataFrame:
     """Predicted true ppl of every scored mixture (merged by `method`) on every eval set, with a
     LEVEL interval. A shard's own model is its true model, so its ppl is measured, not predicted.
-    `rank` orders mixtures per eval set by the proxy that set is ranked by."""
+    `regression_ppl(eval_set, rows)`: the regression proxy's prediction of those rows, where it has
+    one. `rank` orders mixtures per eval set by the proxy that set is ranked by."""
     from shardmix import naming
 
     ranked_by = table.set_index("eval_set")["ranked_by"].to_dict()
@@ -119,6 +120,10 @@ def predictions(scores: pd.DataFrame, method: str, fits: dict, table: pd.DataFra
             mixtures = [m.split("/", 1)[1] for m in g["model"]]
             n_eff = np.array([naming.n_eff(m) for m in mixtures])
             ppl = g["ppl"].to_numpy()
+            regressed = ppl if kind == "shard" else (
+                regression_ppl(name, g.assign(mixture=mixtures)) if regression_ppl else None)
+            if regressed is None:
+                regressed = np.full(len(ppl), np.nan)
             fit = fits.get(name)
             if kind == "shard":
                 mean, lower, upper, basis = ppl, ppl, ppl, "measured"
@@ -129,12 +134,15 @@ def predictions(scores: pd.DataFrame, method: str, fits: dict, table: pd.DataFra
             else:  # nothing calibrates this set: its merged ppl is a score, not a prediction
                 mean = lower = upper = np.full(len(ppl), np.nan)
                 basis = "uncalibrated"
-            for m, (_, r), n, p, lo, hi in zip(mixtures, g.iterrows(), n_eff, mean, lower, upper):
+            for m, (_, r), n, p, lo, hi, rp in zip(mixtures, g.iterrows(), n_eff, mean, lower, upper, regressed):
                 out.append({"mixture": m, "shards": r["shards"], "weights": r["weights"], "eval_set": name,
-                            "budget_tokens": r["budget_tokens"], "merged_ppl": r["ppl"], "n_eff": round(float(n), 4), "predicted_ppl": p,
-                            "lower": lo, "upper": hi, "basis": basis, "ranked_by": ranked_by.get(name, "merged"),
+                            "budget_tokens": r["budget_tokens"], "merged_ppl": r["ppl"], "n_eff": round(float(n), 4),
+                            "predicted_ppl": p,
+                            "lower": lo, "upper": hi, "basis": basis, "regression_ppl": rp,
+                            "ranked_by": ranked_by.get(name, "merged"),
                             "true_ppl": true.get((r["shards"], r["weights"], name), np.nan)})
     frame = pd.DataFrame(out)
-    key = np.where(frame["ranked_by"] == "calibrated", frame["predicted_ppl"], frame["merged_ppl"])
+    key = np.select([frame["ranked_by"] == "calibrated", frame["ranked_by"] == "regression"],
+                    [frame["predicted_ppl"], frame["regression_ppl"]], frame["merged_ppl"])
     frame["rank"] = frame.assign(_key=key).groupby("eval_set")["_key"].rank(method="min").astype(int)
     return frame.sort_values(["eval_set", "rank", "mixture"]).reset_index(drop=True)

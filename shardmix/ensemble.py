@@ -12,6 +12,7 @@ evaluation.max_tokens).
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,7 @@ class Cache:
         self.folder = folder
         self.group_of = {s: g for g, sets in groups.items() for s in sets}
         self._files: dict[tuple[str, str], dict] = {}
+        self.calls, self.seconds = 0, 0.0  # mixtures scored and the time it took (reads included)
 
     def path(self, group: str, shard: str) -> str:
         return f"{self.folder}/{group}/{shard}.safetensors"
@@ -59,4 +61,8 @@ class Cache:
         return self._files[key][eval_set]
 
     def ppl(self, weights: dict[str, float], eval_set: str) -> float:
-        return ppl([self.nll(s, eval_set) for s in weights], list(weights.values()))
+        start = time.perf_counter()
+        out = ppl([self.nll(s, eval_set) for s in weights], list(weights.values()))
+        self.calls += 1
+        self.seconds += time.perf_counter() - start
+        return out

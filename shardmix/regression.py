@@ -66,6 +66,17 @@ def leave_one_out(rows: pd.DataFrame, family: str, merged: str, shards: list[str
     return out
 
 
+def fit(rows: pd.DataFrame, family: str, merged: str, shards: list[str]) -> Ridge | None:
+    """The family fitted on every trained mixture of one eval set (None: too few)."""
+    if len(rows) < MIN_FIT:
+        return None
+    return Ridge(features(rows, family, merged, shards), np.log(rows["true"].to_numpy(float)))
+
+
+def predict(model: Ridge, rows: pd.DataFrame, family: str, merged: str, shards: list[str]) -> np.ndarray:
+    return np.exp(model.predict(features(rows, family, merged, shards)))
+
+
 def loo_column(pairs: pd.DataFrame, family: str, merged: str, shards: list[str]) -> pd.Series:
     """Leave-one-out predictions for every row of `pairs` (each eval set fitted on its own)."""
     out = pd.Series(np.nan, index=pairs.index)

@@ -220,9 +220,10 @@ def pick(weights: np.ndarray, shards: list[str], min_weight: float, limit=None) 
     return naming.mixture_name(kept)
 
 
-def subset_objectives(scores, method: str, objective: Objective) -> dict[str, tuple[float, float]]:
-    """Predicted and merged target ppl of every scored uniform subset (shards included: a shard's
-    own model is its true model, so its measured ppl stands on every set)."""
+def subset_objectives(scores, method: str, objective: Objective, shards: list[str]) -> dict[str, tuple[float, float]]:
+    """Predicted and merged target ppl of every scored uniform subset of `shards` (the search's;
+    a selected shard's mixtures are not among them). Shards included: a shard's own model is its
+    true model, so its measured ppl stands on every set."""
     rows = scores[((scores["kind"] == "merged") & (scores["method"] == method)) | (scores["kind"] == "shard")]
     rows = rows[~rows["model"].str.contains(naming.AT, regex=False)]
     out = {}
@@ -232,6 +233,8 @@ def subset_objectives(scores, method: str, objective: Objective) -> dict[str, tu
             continue
         nll = {s: math.log(ppl[s]) for s in objective.target}
         mixture = model_id.split("/", 1)[1]
+        if not set(naming.members(mixture)) <= set(shards):
+            continue
         k = len(naming.members(mixture))
         predicted = objective.merged_log(nll) if k == 1 else objective.predicted_log(nll, float(k))
         out[mixture] = (math.exp(predicted), math.exp(objective.merged_log(nll)))

@@ -51,10 +51,12 @@ def blocks(files: list[tuple[str, dict, list[str] | None]]):
 def seen_share(targets: dict[str, np.ndarray], seed_blocks, n: int) -> dict[str, float]:
     """Per target token array: the share of its n-token spans that occur in the seed's data.
     Memory: the targets' span hashes and one seed block's."""
-    hashes = {name: overlap._span_hashes(np.asarray(ids), n) for name, ids in targets.items()}
-    seen = {name: np.zeros(len(h), bool) for name, h in hashes.items()}
-    for block in seed_blocks:
-        found = np.unique(overlap._span_hashes(block, n))
-        for name, h in hashes.items():
-            seen[name] |= np.isin(h, found)
-    return {name: float(s.mean()) if len(s) else 0.0 for name, s in seen.items()}
+    names = list(targets)
+    hashes = [overlap._span_hashes(np.asarray(targets[name]), n) for name in names]
+    ends = np.cumsum([len(h) for h in hashes])
+    every = np.concatenate(hashes) if hashes else np.zeros(0, np.uint64)
+    seen = np.zeros(len(every), bool)
+    for block in seed_blocks:  # one lookup per block for all targets together
+        seen |= np.isin(every, overlap._span_hashes(block, n))
+    return {name: float(part.mean()) if len(part) else 0.0
+            for name, part in zip(names, np.split(seen, ends[:-1]))}

@@ -18,7 +18,7 @@ for name, target in args["targets"].items():
     with open(args["found"][name]) as f:
         found = json.load(f)
     calibrated = {} if calibration is None else shardmix_calibration.coefficients(calibration, target)
-    subsets = search.subset_objectives(table, args["method"], search.Objective(target, calibrated))
+    subsets = search.subset_objectives(table, args["method"], search.Objective(target, calibrated), args["shards"])
     best = min(subsets, key=lambda m: subsets[m][0])
     seed_ppl = math.exp(sum(w * math.log(seed[s]) for s, w in target.items()))
     epochs = search.repetition(found["mixture"], args["shards"], args["train_tokens"], args["budget_tokens"])

@@ -21,9 +21,10 @@ table = scores.load(args["scores"])
 merged = [validation.proxy_name(m) for m in args["methods"]]
 cache = ensemble.Cache(args["ensemble_dir"], args["groups"])
 pairs = validation.paired(table, args["methods"], args["fixed_budget"], cache)
+ensemble_cost = (f"ensemble proxy: {cache.calls} (mixture, eval set) scores from cached token NLLs in {cache.seconds:.3f} s "
+      f"({1000 * cache.seconds / max(cache.calls, 1):.2f} ms each)")
 per_shard = pairs["framing"] == validation.PER_SHARD
 calibrated, fits, loo = calibration.calibrate(pairs[per_shard], merged[0])
-write_csv(calibrated, args["calibration"])
 pairs.loc[per_shard, "calibrated"] = loo
 
 # the regression families, each judged by leave-one-out within each framing; FAMILY is the proxy
@@ -38,11 +39,31 @@ pairs["regression"] = pairs[f"regression:{regression.FAMILY}"]
 family_table = pd.concat(families, ignore_index=True)
 write_csv(family_table, args["regression"])
 
+# which proxy ranks each set: the best pairwise accuracy out of sample over mixtures of equal
+# budget (per shard), the simpler proxy on a tie
+RANKERS = {merged[0]: "merged", "calibrated": "calibrated", "regression": "regression"}
+for i, row in calibrated.iterrows():
+    accuracy = {name: validation.within_budget_pairwise(pairs, column, row.eval_set)
+                for column, name in RANKERS.items() if pairs[column].notna().any()}
+    calibrated.loc[i, "regression_pairwise"] = accuracy.get("regression", np.nan)
+    best = max(np.nan_to_num(a, nan=-1) for a in accuracy.values())
+    calibrated.loc[i, "ranked_by"] = next(n for n, a in accuracy.items() if np.nan_to_num(a, nan=-1) == best)
+write_csv(calibrated, args["calibration"])
+fitted = {name: regression.fit(g, regression.FAMILY, merged[0], args["shards"])
+          for name, g in pairs[per_shard].groupby("eval_set")}
+
+
+def regression_ppl(eval_set, rows):
+    model = fitted.get(eval_set)
+    rows = rows.rename(columns={"ppl": merged[0]})
+    return None if model is None else regression.predict(model, rows, regression.FAMILY, merged[0], args["shards"])
+
+
 proxies = merged + ["naive", "ensemble", "calibrated", "regression"]
 agreement = validation.agreement(pairs, [p for p in proxies if pairs[p].notna().any()])
 write_csv(agreement, args["agreement"])
 write_csv(pairs.drop(columns=["weighted", "members"]), args["pairs"])
-write_csv(calibration.predictions(table, args["methods"][0], fits, calibrated), args["predictions"])
+write_csv(calibration.predictions(table, args["methods"][0], fits, calibrated, regression_ppl), args["predictions"])
 
 with open(f"{args['seed_dir']}/config.json") as f:
     vocab = json.load(f)["vocab_size"]
@@ -61,14 +82,15 @@ sections = [("Trust warnings", "Read these first.", pd.DataFrame({"warning": war
             ("Decision quality of every proxy (ALL rows; agreement.csv has every eval set)", note,
              agreement[agreement["eval_set"] == "ALL"][columns]),
             ("Regression families, leave-one-out (the proxy `regression` is " + regression.FAMILY + ")",
-             "ridge regressions of log ppl, fitted per eval set on the other trained mixtures", 
+             "ridge regressions of log ppl, fitted per eval set on the other trained mixtures",
              family_table[columns]),
             ("Calibration per eval set: log true = a + b log merged + c log n_eff", "raw_*: the merged proxy; "
              "loo_*: the calibrated one, each mixture predicted by a fit on the others; *_pairwise over pairs of equal "
-             "budget. ranked_by: the proxy that ranks the set (calibrated where its pairwise accuracy is higher "
-             "out of sample).", calibrated)]
+             "budget. ranked_by: the proxy that ranks the set: of merged, calibrated and regression, the one with "
+             "the best pairwise accuracy out of sample (the simpler on a tie).", calibrated)]
 html_tables.write(args["html"], sections)
 print("\n".join(["TRUST WARNINGS:"] + [f"  - {w}" for w in warnings] if warnings else ["no trust warnings"]) + "\n")
+print(ensemble_cost)
 for heading, _, frame in sections[1:]:
     print(f"{heading}:\n{frame.to_string(index=False)}\n")
 validation.scatter_plot(pairs[per_shard], merged[0], args["scatter"])
