@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from shardmix import decision
+from shardmix.validation import within_budget_pairwise
 
 FEATURES = ("log_merged", "log_n_eff")
 MIN_FIT = len(FEATURES) + 2  # leave-one-out keeps at least one degree of freedom
@@ -68,9 +70,6 @@ def calibrate(pairs: pd.DataFrame, merged: str) -> tuple[pd.DataFrame, dict, pd.
     ranks that set (`ranked_by`: the one whose pairwise accuracy over mixtures of equal budget is
     higher out of sample; the merged proxy on a tie), the fits, and the leave-one-out predictions
     (index of `pairs`; NaN where a set has too few mixtures)."""
-    from shardmix import decision
-    from shardmix.validation import within_budget_pairwise
-
     rows, fits = [], {}
     loo = pd.Series(np.nan, index=pairs.index)
     for name, g in pairs.groupby("eval_set", sort=True):

@@ -7,15 +7,17 @@ Each shard model's per-token NLL on every eval set is computed once and kept (on
 file per shard and eval-set group, float32 in the order perplexity.evaluate reads the tokens), so
 scoring any mixture of cached shards is arithmetic: k x tokens per set, no model runs. A file
 holds one array per eval set of its group: it grows with the group's tokens (each set at most
-evaluation.max_tokens).
+evaluation.max_tokens); reading one array reads only its bytes.
 """
 
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
+from safetensors import safe_open
 from safetensors.numpy import load_file, save
 
 from shardmix import atomic, checksums
@@ -42,23 +44,34 @@ def ppl(member_nll: list[np.ndarray], weights: list[float]) -> float:
 
 
 class Cache:
-    """Cached NLLs of shard models, read per (group, shard) on first use: memory grows with the
-    members of the mixtures asked for, one group at a time if asked group by group."""
+    """Cached NLLs of shard models, one (shard, eval set) array read at a time from its sealed file;
+    the last MAX_ARRAYS arrays are kept, so memory stays bounded whatever
+    the number of shards and eval sets."""
+
+    MAX_ARRAYS = 512
 
     def __init__(self, folder: str, groups: dict[str, list[str]]):
         self.folder = folder
         self.group_of = {s: g for g, sets in groups.items() for s in sets}
-        self._files: dict[tuple[str, str], dict] = {}
+        self._arrays: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
         self.calls, self.seconds = 0, 0.0  # mixtures scored and the time it took (reads included)
 
     def path(self, group: str, shard: str) -> str:
         return f"{self.folder}/{group}/{shard}.safetensors"
 
     def nll(self, shard: str, eval_set: str) -> np.ndarray:
-        key = (self.group_of[eval_set], shard)
-        if key not in self._files:
-            self._files[key] = read(self.path(*key))
-        return self._files[key][eval_set]
+        key = (shard, eval_set)
+        if key in self._arrays:
+            self._arrays.move_to_end(key)
+            return self._arrays[key]
+        path = self.path(self.group_of[eval_set], shard)
+        checksums.check_file(path)  # hashed once per process (checksums remembers)
+        with safe_open(path, framework="numpy") as f:
+            array = f.get_tensor(eval_set)
+        self._arrays[key] = array
+        if len(self._arrays) > self.MAX_ARRAYS:
+            self._arrays.popitem(last=False)
+        return array
 
     def ppl(self, weights: dict[str, float], eval_set: str) -> float:
         start = time.perf_counter()

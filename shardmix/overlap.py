@@ -14,7 +14,7 @@ _BASE = np.uint64(0x9E3779B97F4A7C15)
 _BLOCK = 1 << 14  # units hashed at once: bounds memory to ~_BLOCK * unit_tokens * 8 bytes
 
 
-def _span_hashes(ids: np.ndarray, n: int) -> np.ndarray:
+def span_hashes(ids: np.ndarray, n: int) -> np.ndarray:
     """Hashes of every n-token span along the last axis."""
     ids = np.asarray(ids).astype(np.uint64)
     width = ids.shape[-1] - n + 1
@@ -29,7 +29,7 @@ def _span_hashes(ids: np.ndarray, n: int) -> np.ndarray:
 
 def protected_hashes(arrays, n: int) -> np.ndarray:
     """Sorted unique hashes of every n-token span of the protected arrays."""
-    found = [_span_hashes(a, n) for a in arrays if len(a) >= n]
+    found = [span_hashes(a, n) for a in arrays if len(a) >= n]
     return np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.uint64)
 
 
@@ -39,6 +39,6 @@ def overlapping(units: np.ndarray, protected: np.ndarray, n: int) -> np.ndarray:
     if len(protected) == 0:
         return out
     for start in range(0, len(units), _BLOCK):
-        h = _span_hashes(units[start:start + _BLOCK], n)
+        h = span_hashes(units[start:start + _BLOCK], n)
         out[start:start + len(h)] = np.isin(h, protected).any(axis=1)
     return out

@@ -52,11 +52,17 @@ def seen_share(targets: dict[str, np.ndarray], seed_blocks, n: int) -> dict[str,
     """Per target token array: the share of its n-token spans that occur in the seed's data.
     Memory: the targets' span hashes and one seed block's."""
     names = list(targets)
-    hashes = [overlap._span_hashes(np.asarray(targets[name]), n) for name in names]
+    hashes = [overlap.span_hashes(np.asarray(targets[name]), n) for name in names]
     ends = np.cumsum([len(h) for h in hashes])
     every = np.concatenate(hashes) if hashes else np.zeros(0, np.uint64)
-    seen = np.zeros(len(every), bool)
-    for block in seed_blocks:  # one lookup per block for all targets together
-        seen |= np.isin(every, overlap._span_hashes(block, n))
+    distinct, where = np.unique(every, return_inverse=True)  # sorted once, looked up per block
+    hit = np.zeros(len(distinct), bool)
+    for block in seed_blocks:
+        found = np.unique(overlap.span_hashes(block, n))
+        at = np.searchsorted(distinct, found)
+        inside = at < len(distinct)
+        at, found = at[inside], found[inside]
+        hit[at[distinct[at] == found]] = True
+    seen = hit[where.reshape(-1)]
     return {name: float(part.mean()) if len(part) else 0.0
             for name, part in zip(names, np.split(seen, ends[:-1]))}

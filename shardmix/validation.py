@@ -118,14 +118,8 @@ def within_budget_pairwise(pairs: pd.DataFrame, proxy: str, eval_set: str, frami
     agree, total = 0.0, 0
     rows = pairs[(pairs["eval_set"] == eval_set) & (pairs["framing"] == framing) & pairs[proxy].notna()]
     for _, g in rows.groupby("budget_tokens"):
-        n = len(g)
-        if n < 2:
-            continue
-        acc = decision.pairwise_accuracy(g["true"].to_numpy(float), g[proxy].to_numpy(float))
-        if not math.isnan(acc):
-            ordered = int((np.sign(g["true"].to_numpy()[:, None] - g["true"].to_numpy()[None, :]) != 0).sum() // 2)
-            agree += acc * ordered
-            total += ordered
+        right, counted = decision.pairwise_counts(g["true"], g[proxy])
+        agree, total = agree + right, total + counted
     return agree / total if total else math.nan
 
 

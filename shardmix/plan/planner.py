@@ -407,12 +407,6 @@ class Planner:
         return self.training([self.train_tokens(s) for s in weights], self.layout.fixed_model(mixture, total),
                              naming.fixed_id(mixture, total), [max(1, round(w * total)) for w in weights.values()])
 
-    def fixed_mixtures(self) -> list:
-        """The validated mixtures validation.fixed_budget trains anew (those whose per-shard total
-        differs from it; the rest are their per-shard models)."""
-        total = self.cfg["validation"]["fixed_budget"]
-        return [m for m in self.validated_mixtures() if total and self.per_shard_total(m) != total]
-
     def search_budget(self) -> int:
         """Tokens a searched mixture is trained on: search.budget_tokens, else what uniform weights
         over every shard get per shard."""
