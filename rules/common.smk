@@ -7,7 +7,7 @@ from snakemake.exceptions import WorkflowError
 
 sys.path.insert(0, workflow.basedir)
 from shardmix import config as shardmix_config
-from shardmix import naming
+from shardmix import naming, preemption
 from shardmix.plan import Planner
 from shardmix.plan.jobs import args
 from shardmix.plan.layout import DEMO_CORPUS
@@ -26,9 +26,13 @@ GPU = PLAN.gpu
 # Scripts import the package from the repository, wherever the job runs, with the Python that
 # runs Snakemake (the venv's, without the user editing PATH). Where a job runs (device, threads)
 # is passed outside `params`, so moving a finished run to a GPU or a cluster is not a change of
-# parameters and retrains nothing.
+# parameters and retrains nothing. `exec env` makes the job's shell become its Python: a signal
+# to the job reaches the process that does the work, and no orphan outlives its job.
 shell.prefix(f"export SHARDMIX_HOME={workflow.basedir} PATH={os.path.dirname(sys.executable)}:$PATH "
-             f"PYTHONPATH={workflow.basedir}:${{{{PYTHONPATH:-}}}} SHARDMIX_DEVICE={CFG['runtime']['device']}; ")
+             f"PYTHONPATH={workflow.basedir}:${{{{PYTHONPATH:-}}}} SHARDMIX_DEVICE={CFG['runtime']['device']}; "
+             "exec env ")
+# Ctrl-C, SIGTERM and SLURM's warning signal reach the running jobs (shardmix.preemption)
+preemption.forward_to_jobs(lambda: list(getattr(shell, "_processes", {}).values()))
 
 
 def script(name):

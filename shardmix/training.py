@@ -7,18 +7,20 @@ a source smaller than its budget is cycled with a new permutation per pass.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
+import signal
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from shardmix import atomic, checksums, faults
+from shardmix import atomic, checksums, faults, loss, preemption
 from shardmix.model import autocast
 
 
@@ -52,16 +54,48 @@ def lr_at(step: int, total: int, cfg: dict) -> float:
     return floor + 0.5 * (peak - floor) * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
+@dataclass(frozen=True)
+class Options:
+    """How a run executes, never what it computes: none of these is compared by the workflow,
+    and changing one retrains nothing (the loss and weights agree to float rounding).
+
+    micro_batch_size: sequences per forward/backward pass; a step accumulates batch_size of them
+    (None: the whole batch at once). compile: torch.compile the model's body ("auto": on CUDA,
+    off on CPU, where bench/paper_scale.py measured it slower). activation_checkpointing:
+    recompute each layer's activations in the backward pass (less memory, about a third more
+    compute). attention: the transformers attention implementation ("sdpa", "eager", ...).
+    checkpoint_minutes: a resumable state at least this often, as well as every
+    checkpoint_every steps. lean_loss: the loss without whole logits (shardmix.loss); off only
+    to measure what it saves.
+    """
+
+    micro_batch_size: int | None = None
+    checkpoint_minutes: float = 0.0
+    compile: str | bool = "auto"
+    activation_checkpointing: bool = False
+    attention: str = "sdpa"
+    lean_loss: bool = True
+
+    @classmethod
+    def from_settings(cls, settings: dict) -> "Options":
+        """The options among a job's run settings (its `params.how`, shardmix.jobs.job_args)."""
+        return cls(**{k: settings[k] for k in cls.__dataclass_fields__ if settings.get(k) is not None})
+
+    def compiled(self, device: torch.device) -> bool:
+        return device.type == "cuda" if self.compile == "auto" else bool(self.compile)
+
+
 def train(model, sources: list[np.ndarray], tokens_per_source: list[int], cfg: dict, context: int,
           device: torch.device, label: str = "train", resume_dir: str | Path | None = None,
-          checkpoint_every: int = 0, log_every: int = 10, inputs: list = ()) -> dict:
+          checkpoint_every: int = 0, log_every: int = 10, inputs: list = (), options: Options = Options()) -> dict:
     """Train `model` in place with a fresh AdamW; return the training log.
 
-    With `resume_dir` and `checkpoint_every`, the model, optimizer and log are saved there every
-    `checkpoint_every` steps, and a call that finds a state of the same run continues from it:
-    on CPU the final weights equal those of an uninterrupted run. A state counts as the same run
-    only with the same settings and the same `inputs` files (names, sizes, times: a retrained
-    seed or re-split shard never resumes an old state).
+    With `resume_dir`, the model, optimizer and log are saved there every `checkpoint_every`
+    steps and `options.checkpoint_minutes`, and when a stop signal arrives (shardmix.preemption:
+    then the call raises Preempted); a call that finds a state of the same run continues from
+    it: on CPU the final weights equal those of an uninterrupted run. A state counts as the same
+    run only with the same settings and the same `inputs` files (names, sizes, times: a
+    retrained seed or re-split shard never resumes an old state).
     """
     torch.manual_seed(cfg["seed"])
     rng = np.random.default_rng(cfg["seed"])
@@ -69,6 +103,7 @@ def train(model, sources: list[np.ndarray], tokens_per_source: list[int], cfg: d
     plan = window_plan([len(s) for s in sources], windows, context, rng)
     use = _source_use(sources, windows, context)
     batch = cfg["batch_size"]
+    micro = min(options.micro_batch_size or batch, batch)
     steps = -(-len(plan) // batch)
     model.to(device).train()
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
@@ -89,36 +124,92 @@ def train(model, sources: list[np.ndarray], tokens_per_source: list[int], cfg: d
     state = _ResumeState(resume_dir, _run_key(cfg, [len(s) for s in sources], tokens_per_source, context, label,
                                               identity))
     first, seen, before = state.load(model, opt, log, device)
-    start = time.perf_counter()
-    for step in range(first, steps):
-        rows = plan[step * batch:(step + 1) * batch]
-        x, y = _batch(sources, rows, context, device)
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, steps, cfg)
-        with autocast(device):
-            logits = model(input_ids=x).logits
-        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg["grad_clip"] > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
-        opt.step()
-        seen += y.numel()
-        log["loss"].append(round(loss.item(), 5))
-        log["lr"].append(opt.param_groups[0]["lr"])
-        log["tokens_seen"].append(seen)
-        if step % log_every == 0 or step == steps - 1:
-            elapsed = time.perf_counter() - start
-            print(f"[{label}] step {step + 1}/{steps} loss {loss.item():.4f} lr {log['lr'][-1]:.2e} "
-                  f"tokens {seen} ({(seen - log.get('resumed_tokens', 0)) / max(elapsed, 1e-9):.0f} tokens/s)",
-                  file=sys.stderr, flush=True)
-        if checkpoint_every and (step + 1) % checkpoint_every == 0 and step + 1 < steps:
-            state.save(model, opt, log, step + 1, seen, before + time.perf_counter() - start)
-        faults.crash_point(f"step:{label}:{step + 1}")
+    nll = _loss_function(model, device, options)
+    start = last_save = time.perf_counter()
+    with _running(model, options), preemption.StopRequests() as stop:
+        for step in range(first, steps):
+            rows = plan[step * batch:(step + 1) * batch]
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, steps, cfg)
+            opt.zero_grad(set_to_none=True)
+            total = torch.zeros((), device=device)
+            for part in range(0, len(rows), micro):
+                if stop.requested:
+                    break
+                x, y = _batch(sources, rows[part:part + micro], context, device)
+                with autocast(device):
+                    share = nll(x, y) / (len(rows) * context)  # this micro-batch's share of the step's mean
+                share.backward()
+                total += share.detach()
+            if stop.requested:  # the weights are still the last whole step's
+                _stop(state, model, opt, log, step, seen, before + time.perf_counter() - start, stop, label)
+            if cfg["grad_clip"] > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
+            opt.step()
+            seen += len(rows) * context
+            total = total.item()
+            log["loss"].append(round(total, 5))
+            log["lr"].append(opt.param_groups[0]["lr"])
+            log["tokens_seen"].append(seen)
+            if step % log_every == 0 or step == steps - 1:
+                elapsed = time.perf_counter() - start
+                print(f"[{label}] step {step + 1}/{steps} loss {total:.4f} lr {log['lr'][-1]:.2e} "
+                      f"tokens {seen} ({(seen - log.get('resumed_tokens', 0)) / max(elapsed, 1e-9):.0f} tokens/s)",
+                      file=sys.stderr, flush=True)
+            due = (checkpoint_every and (step + 1) % checkpoint_every == 0) or \
+                (options.checkpoint_minutes and time.perf_counter() - last_save >= 60 * options.checkpoint_minutes)
+            if due and step + 1 < steps:
+                state.save(model, opt, log, step + 1, seen, before + time.perf_counter() - start)
+                last_save = time.perf_counter()
+            faults.crash_point(f"step:{label}:{step + 1}")
+            faults.pace()
+        if stop.requested:  # asked to stop after the last step: the output is still not this job's to write
+            _stop(state, model, opt, log, steps, seen, before + time.perf_counter() - start, stop, label)
     seconds = before + time.perf_counter() - start
     log.update(tokens=seen, seconds=round(seconds, 3), tokens_per_second=round(seen / max(seconds, 1e-9), 1),
                device=str(device), final_loss=log["loss"][-1])
     return log
+
+
+def _loss_function(model, device, options: Options):
+    """(x, y) -> summed NLL: the lean path where the model's head allows it, compiled if asked."""
+    if options.lean_loss and loss.supports(model):
+        body = model.base_model
+        if options.compiled(device):
+            body = torch.compile(body)
+        return lambda x, y: loss.lean_nll(model, body, x, y)
+    forward = torch.compile(model) if options.compiled(device) else model
+    return lambda x, y: loss.plain_nll(forward, x, y)
+
+
+@contextlib.contextmanager
+def _running(model, options: Options):
+    """The model's attention implementation and checkpointing as asked, restored afterwards so
+    the saved model is the same whatever ran it."""
+    attention = model.config._attn_implementation
+    if options.attention != attention:
+        model.set_attn_implementation(options.attention)
+    if options.activation_checkpointing:
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    try:
+        yield
+    finally:
+        if options.activation_checkpointing:
+            model.activation_checkpointing_disable()
+        if model.config._attn_implementation != attention:
+            model.set_attn_implementation(attention)
+
+
+def _stop(state, model, opt, log, step, seen, seconds, stop, label):
+    opt.zero_grad(set_to_none=True)
+    name = signal.Signals(stop.received).name
+    if state.folder is None:
+        print(f"[{label}] {name}: stopped at step {step} with nowhere to save it", file=sys.stderr, flush=True)
+    else:
+        state.save(model, opt, log, step, seen, seconds)
+        print(f"[{label}] {name}: state of step {step} saved in {state.folder}; exit {preemption.EXIT_CODE}, "
+              "a rerun resumes there", file=sys.stderr, flush=True)
+    raise preemption.Preempted()
 
 
 def _source_use(sources, windows, context) -> list[dict]:

@@ -156,6 +156,69 @@ def test_a_run_killed_while_training_saving_and_evaluating_finishes_like_an_unin
                                   pd.read_csv(reference / "results/scores.csv", keep_default_na=False))
 
 
+def _jobs_of(work: Path) -> list[int]:
+    """Processes still running a job script of the project in `work` (warm children included:
+    they carry the job's working directory)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and os.readlink(proc / "cwd") == str(work) and \
+                    b"workflow_scripts" in (proc / "cmdline").read_bytes() + (proc / "environ").read_bytes():
+                found.append(int(proc.name))
+        except OSError:
+            pass
+    return found
+
+
+def _wait_for(path: Path, text: str, proc, output, seconds: float = 180) -> None:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and proc.poll() is None:
+        if path.exists() and text in path.read_text():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{path} never showed {text!r}: {path.read_text()[-2000:] if path.exists() else 'no log'}\n"
+                         f"{output() if proc.poll() is not None else ''}")
+
+
+def test_signals_stop_a_training_job_whole_and_its_rerun_resumes(pipeline, grown, tmp_path, data_dir):
+    """SIGINT to Snakemake (what Ctrl-C sends) and SIGTERM to a job's shell: the training job
+    saves its state and ends at once, nothing outlives the run, no model folder appears
+    afterwards; the rerun resumes and ends with the uninterrupted run's weights."""
+    import time
+
+    work = _grown(grown[0], tmp_path, "signalled")
+    config = grown_config(data_dir)
+    config["shard_training"]["checkpoint_every"] = 0  # only the signal saves a state
+    write_config(work, config)
+    model = f"results/models/shards/{ADDED_SHARD}"
+    shutil.rmtree(work / model)  # trained again, signalled twice on the way
+    log = work / f"logs/train_shard/{ADDED_SHARD}.log"
+    env = dict(os.environ, PATH=f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}", SHARDMIX_STEP_SECONDS="1")
+    for target, seen in (("snakemake", "step 1/"), ("job", "resumed from step")):
+        log.unlink(missing_ok=True)
+        proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "2", model], cwd=work, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        _wait_for(log, seen, proc, lambda: proc.communicate()[0][-3000:])
+        jobs = _jobs_of(work)
+        assert jobs, "no training job found"
+        os.kill(proc.pid if target == "snakemake" else min(jobs), signal.SIGINT if target == "snakemake" else signal.SIGTERM)
+        output = proc.communicate(timeout=60)[0]
+        assert proc.returncode != 0, output[-3000:]
+        time.sleep(2)
+        assert _jobs_of(work) == [], (target, output[-3000:])
+        text = log.read_text()
+        assert f"state of step" in text and "exit 75" in text, text[-2000:]
+        assert not (work / model).exists() and (work / f"{model}.resume/state.json").exists()
+    done = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", model], cwd=work, capture_output=True,
+                          text=True, env={k: v for k, v in env.items() if k != "SHARDMIX_STEP_SECONDS"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "resumed from step" in log.read_text()
+    weights = f"{model}/model.safetensors"
+    assert (work / weights).read_bytes() == (grown[0] / weights).read_bytes()
+
+
 def test_a_damaged_checkpoint_is_named_before_it_is_merged(pipeline, tmp_path):
     from shardmix import checksums, merge
 

@@ -30,7 +30,8 @@ context = min(args["context"], models.context_length(lm))
 print(f"continue pretraining {args['seed']} ({dtype}) on {len(sources)} source(s), {budgets} tokens, on {device}")
 log = training.train(lm, sources, budgets, args["training"], context, device, label=args["label"],
                      resume_dir=resume_dir, checkpoint_every=args.get("checkpoint_every", 0),
-                     log_every=args.get("log_every", 10), inputs=[args["seed"], *args["sources"]])
+                     log_every=args.get("log_every", 10), inputs=[args["seed"], *args["sources"]],
+                     options=training.Options.from_settings(args))
 log["sources"] = args["sources"]
 models.save(lm.cpu(), tok, args["out"], dtype=dtype, extra={"train_log.json": log, RECORD: record()},
             label=args["label"])

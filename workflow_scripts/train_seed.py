@@ -31,7 +31,8 @@ print(f"seed model: {sum(p.numel() for p in lm.parameters())} parameters, {total
 shares = [round(budget * len(s) / total) for s in seed_data]
 log = training.train(lm, seed_data, shares, cfg, args["architecture"]["context"], device, label="seed",
                      resume_dir=resume_dir, checkpoint_every=args.get("checkpoint_every", 0),
-                     log_every=args.get("log_every", 10), inputs=args["seed_tokens"])
+                     log_every=args.get("log_every", 10), inputs=args["seed_tokens"],
+                     options=training.Options.from_settings(args))
 models.save(lm.cpu(), tok, args["out"], extra={"train_log.json": log}, label="seed")
 shutil.rmtree(resume_dir, ignore_errors=True)
 print(f"done: {log['tokens']} tokens in {log['seconds']}s ({log['tokens_per_second']} tokens/s)")

@@ -28,7 +28,9 @@ from shardmix.plan.records import read_json, read_record
 from shardmix.plan.view import ShardView
 
 # settings that change how a job runs or what it logs, never its result: kept out of params
-NOT_RESULT_BEARING = ("checkpoint_every", "log_every", "resident_mb")
+NOT_RESULT_BEARING = ("checkpoint_every", "checkpoint_minutes", "micro_batch_size", "log_every", "resident_mb")
+# runtime settings a training job gets with its run settings (shardmix.training.Options)
+TRAINING_RUNTIME = ("compile", "activation_checkpointing", "attention")
 CSV_ROWS = 1_000_000  # evaluation.scores_csv auto: above this the table is Parquet only
 
 
@@ -88,7 +90,10 @@ class Planner:
     def run_settings(self, section: str) -> str:
         """A section's settings that are not results, as the job's last argument. Rules pass it as
         a derived param (a function taking `output`), which Snakemake never compares."""
-        return json.dumps({k: v for k, v in self.cfg[section].items() if k in NOT_RESULT_BEARING})
+        how = {k: v for k, v in self.cfg[section].items() if k in NOT_RESULT_BEARING}
+        if section.endswith("_training"):
+            how.update({k: self.cfg["runtime"][k] for k in TRAINING_RUNTIME})
+        return json.dumps(how)
 
     def read_spec(self, name: str) -> dict:
         """What decides a source's documents. Its path is not part of it: a moved file with the
