@@ -8,7 +8,7 @@ BIN := $(abspath $(VENV))/bin
 SOURCES := $(VENV)/demo-sources
 SNAKEMAKE := $(BIN)/snakemake
 
-.PHONY: setup sources demo autoscale run test bench slurm-cluster clean
+.PHONY: setup sources demo autoscale run test bench bench-ingest bench-gpu slurm-cluster clean
 
 setup: $(VENV)/.installed
 
@@ -43,12 +43,20 @@ run: setup
 test: setup
 	$(BIN)/python -m pytest -q tests
 
-# speed and memory against transformers.Trainer, a plain evaluation loop, saved models, training
-# each mixture, planning at 16-17 and at 64-1,024 shards, a run of every pair of 64 shards, and
-# splitting generated corpora of 0.25-5 GB (about 1.5 h; disk: 15 GB under results/bench/ingest):
-# prints a table, writes results/bench/bench.json
+# speed and memory against transformers.Trainer (the demo's model, 29M and 124M with accumulation),
+# a plain evaluation loop, saved models, training each mixture, planning at 16-17 and at 64-1,024
+# shards, a run of every pair of 64 shards (under 40 min): prints a table, writes results/bench/bench.json
 bench: setup
 	$(BIN)/python bench/run.py
+
+# splitting generated corpora of 0.25-5 GB (about 1.5 h; disk: 15 GB under results/bench/ingest)
+bench-ingest: setup
+	$(BIN)/python bench/run.py --only ingest
+
+# on a machine with a CUDA GPU: 124M and 1B-class training in bf16 with and without torch.compile,
+# merged mixtures scored on the GPU (under 10 min); writes results/bench/gpu.json
+bench-gpu: setup
+	$(BIN)/python bench/gpu.py
 
 # a single-node SLURM cluster on loopback for tests/test_slurm.py (root; Debian slurm-wlm, munge)
 slurm-cluster:

@@ -4,7 +4,7 @@ results/bench/bench.json with the configuration, the machine and the date.
 Each comparison runs both sides on the same model, data, batch, context and precision, in
 separate processes, alternating A/B `--repeats` times; figures are medians. Nothing here is a
 test: targets are reported as met or missed, never asserted.
-    python bench/run.py [--repeats 3] [--only training,evaluation,...]
+    python bench/run.py [--repeats 3] [--only training,paper_scale,evaluation,...]
 """
 
 from __future__ import annotations
@@ -24,8 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import kit  # noqa: E402
 
 OUT = kit.ROOT / "results/bench"
-SECTIONS = ("training", "evaluation", "scoring", "precision", "amortisation", "planning", "selection",
+SECTIONS = ("training", "paper_scale", "evaluation", "scoring", "precision", "amortisation", "planning", "selection",
             "tokenizer_memory", "many_shards", "ingest")
+# `make bench` (under 40 minutes); ingest's corpora of 0.25-5 GB take about 1.5 h more: `make bench-ingest`
+DEFAULT = tuple(s for s in SECTIONS if s != "ingest")
 # per model: steps and batch of the training comparison, scored tokens of the evaluation ones
 SIZES = {"demo-1.6M": {"steps": 30, "batch": 8, "eval_tokens": 4096, "mixtures": 8},
          "29M": {"steps": 6, "batch": 4, "eval_tokens": 2048, "mixtures": 3}}
@@ -164,7 +166,7 @@ def table(results: dict) -> str:
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--only", default=",".join(SECTIONS))
+    parser.add_argument("--only", default=",".join(DEFAULT), help=f"comma-separated, of: {','.join(SECTIONS)}")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     corpus = kit.corpus(OUT / "data")
@@ -173,6 +175,10 @@ def main():
                "configuration": {"repeats": args.repeats, "context": CONTEXT, "sizes": SIZES,
                                  "corpus": {p: Path(x).name for p, x in corpus["shards"].items()}},
                "figures": {}}
+    if (OUT / "bench.json").exists():  # sections not run this time keep their last figures and date
+        before = json.loads((OUT / "bench.json").read_text())
+        results["section_dates"] = before.get("section_dates", {})
+        results["figures"] = {k: v for k, v in before.get("figures", {}).items() if k not in args.only.split(",")}
     import torch
 
     results["torch"] = torch.__version__
@@ -181,6 +187,11 @@ def main():
             print(f"[bench] {section} ...", flush=True)
             if section in ("scoring", "amortisation"):
                 figures = globals()[section](corpus, args.repeats, Path(tmp))
+            elif section == "paper_scale":
+                from bench import paper_scale
+
+                # a 124M side runs about 90 s: two alternations, not three
+                figures = paper_scale.run(corpus, min(args.repeats, 2))
             elif section == "planning":
                 from bench import planning
 
@@ -198,6 +209,7 @@ def main():
             else:
                 figures = globals()[section](corpus, args.repeats)
             results["figures"][section] = figures
+            results.setdefault("section_dates", {})[section] = results["date"]
             (OUT / "bench.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(table(results))
     print(f"\nwritten: {OUT / 'bench.json'}")

@@ -71,7 +71,10 @@ class _LinearNLL(torch.autograd.Function):
                 grad[torch.arange(len(t), device=t.device), t] -= 1
                 g = grad.to(compute)
                 grad_hidden[start:start + rows] = (g @ w).to(hidden.dtype)
-                grad_weight += (g.t() @ h).float()
+                if compute == torch.float32:
+                    grad_weight.addmm_(g.t(), h)  # no vocabulary x width temporary
+                else:
+                    grad_weight += (g.t() @ h).float()
                 if bias is not None:
                     grad_bias += grad.sum(0)
         ctx.save_for_backward(grad_hidden, grad_weight, grad_bias)

@@ -114,7 +114,7 @@ def train(model, sources: list[np.ndarray], tokens_per_source: list[int], cfg: d
                             # default foreach (measured, 1.6M model), the same updates
                             lr=cfg["lr"], betas=(0.9, 0.95), fused=device.type in ("cuda", "cpu"))
     log = {"label": label, "steps": steps, "batch_size": batch, "context": context, "source_use": use,
-           "loss": [], "lr": [], "tokens_seen": []}
+           "loss": [], "lr": [], "tokens_seen": [], "step_seconds": []}
     for i, u in enumerate(use):
         if u["windows"] > u["available_windows"]:
             print(f"[{label}] source {i}: " + _reuse(u["windows"], u["available_windows"]), file=sys.stderr, flush=True)
@@ -128,6 +128,7 @@ def train(model, sources: list[np.ndarray], tokens_per_source: list[int], cfg: d
     start = last_save = time.perf_counter()
     with _running(model, options), preemption.StopRequests() as stop:
         for step in range(first, steps):
+            step_start = time.perf_counter()
             rows = plan[step * batch:(step + 1) * batch]
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, steps, cfg)
@@ -147,8 +148,9 @@ def train(model, sources: list[np.ndarray], tokens_per_source: list[int], cfg: d
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
             opt.step()
             seen += len(rows) * context
-            total = total.item()
+            total = total.item()  # waits for the device: the step's time below is its own
             log["loss"].append(round(total, 5))
+            log["step_seconds"].append(round(time.perf_counter() - step_start, 4))
             log["lr"].append(opt.param_groups[0]["lr"])
             log["tokens_seen"].append(seen)
             if step % log_every == 0 or step == steps - 1:
@@ -301,7 +303,7 @@ class _ResumeState:
             {"key": self.key, "step": step, "tokens": tokens, "seconds": seconds, "tensors": name,
              "sha256": checksums.sha256_file(self.folder / name), "aliases": aliases,
              "param_groups": state["param_groups"],
-             "log": {k: log[k] for k in ("loss", "lr", "tokens_seen")}}))
+             "log": {k: log[k] for k in ("loss", "lr", "tokens_seen", "step_seconds")}}))
         for old in self.folder.glob("state-*.safetensors"):  # the JSON names the new one now
             if old.name != name:
                 old.unlink()
