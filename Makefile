@@ -8,7 +8,7 @@ BIN := $(abspath $(VENV))/bin
 SOURCES := $(VENV)/demo-sources
 SNAKEMAKE := $(BIN)/snakemake
 
-.PHONY: setup sources demo autoscale run test bench bench-ingest bench-gpu slurm-cluster clean
+.PHONY: setup sources demo autoscale run test bench bench-scale bench-gpu slurm-cluster clean
 
 setup: $(VENV)/.installed
 
@@ -43,15 +43,16 @@ run: setup
 test: setup
 	$(BIN)/python -m pytest -q tests
 
-# speed and memory against transformers.Trainer (the demo's model, 29M and 124M with accumulation),
-# a plain evaluation loop, saved models, training each mixture, planning at 16-17 and at 64-1,024
-# shards, a run of every pair of 64 shards (under 40 min): prints a table, writes results/bench/bench.json
+# speed and memory against transformers.Trainer (the demo's model; 124M with accumulation), a plain
+# evaluation loop, saved models, training each mixture, CPU bf16, selection, tokenizer training
+# (under 40 min): prints a table, writes results/bench/bench.json
 bench: setup
 	$(BIN)/python bench/run.py
 
-# splitting generated corpora of 0.25-5 GB (about 1.5 h; disk: 15 GB under results/bench/ingest)
-bench-ingest: setup
-	$(BIN)/python bench/run.py --only ingest
+# planning at 16-17 and 64-1,024 shards, a run of every pair of 64 shards, splitting generated
+# corpora of 0.25-5 GB (about 2 h; disk: 15 GB under results/bench/ingest)
+bench-scale: setup
+	$(BIN)/python bench/run.py --only planning,many_shards,ingest
 
 # on a machine with a CUDA GPU: 124M and 1B-class training in bf16 with and without torch.compile,
 # merged mixtures scored on the GPU (under 10 min); writes results/bench/gpu.json

@@ -14,6 +14,22 @@ from pathlib import Path
 from bench import kit
 
 
+def _config(data: Path, shards: list[str], added: str | None) -> dict:
+    corpus = [{"name": "corpus", "path": str(data / "corpus.jsonl"), "sharding": {"include": shards}}]
+    if added:
+        corpus.append({"name": "more", "path": str(data / "more.jsonl"), "sharding": {"include": [added]}})
+    return {
+        "corpus": corpus,
+        "sharding": {"method": "field", "field": "domain", "chunk_tokens": 64, "heldout_fraction": 0.2,
+                     "seed_fraction": 0.3},
+        "eval_sets": [], "tokenizer": {"vocab_size": 512},
+        "model": {"hidden_size": 32, "layers": 1, "heads": 2, "ffn_size": 64, "context": 32},
+        "seed_training": {"tokens": 8192, "batch_size": 8}, "shard_training": {"tokens": 2048, "batch_size": 8},
+        "mixtures": {"max_size": 17}, "validation": {}, "search": {"targets": []},
+        "evaluation": {"max_tokens": 1024, "min_tokens": 256},
+    }
+
+
 def _manifests(config: dict) -> list[str]:
     """Every source's split, asked for by name (rule all asks for one source's at a time)."""
     return [f"results/corpus/{source['name']}/manifest.json" for source in config["corpus"]]

@@ -4,7 +4,7 @@ results/bench/bench.json with the configuration, the machine and the date.
 Each comparison runs both sides on the same model, data, batch, context and precision, in
 separate processes, alternating A/B `--repeats` times; figures are medians. Nothing here is a
 test: targets are reported as met or missed, never asserted.
-    python bench/run.py [--repeats 3] [--only training,paper_scale,evaluation,...]
+    python bench/run.py [--repeats 2] [--only training,paper_scale,evaluation,...]
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import platform
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -24,13 +25,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import kit  # noqa: E402
 
 OUT = kit.ROOT / "results/bench"
-SECTIONS = ("training", "paper_scale", "evaluation", "scoring", "precision", "amortisation", "planning", "selection",
-            "tokenizer_memory", "many_shards", "ingest")
-# `make bench` (under 40 minutes); ingest's corpora of 0.25-5 GB take about 1.5 h more: `make bench-ingest`
-DEFAULT = tuple(s for s in SECTIONS if s != "ingest")
-# per model: steps and batch of the training comparison, scored tokens of the evaluation ones
-SIZES = {"demo-1.6M": {"steps": 30, "batch": 8, "eval_tokens": 4096, "mixtures": 8},
-         "29M": {"steps": 6, "batch": 4, "eval_tokens": 2048, "mixtures": 3}}
+# `make bench`: speed and memory of one model, job or selection (under 40 minutes)
+DEFAULT = ("training", "paper_scale", "evaluation", "scoring", "precision", "amortisation", "selection",
+           "tokenizer_memory")
+# `make bench-scale`: planning and running many shards, splitting corpora of 0.25-5 GB (about 2 h)
+SCALE = ("planning", "many_shards", "ingest")
+SECTIONS = DEFAULT + SCALE
+# per model: steps and batch of the training comparison, scored tokens of the evaluation ones;
+# training at 29M is not compared any more: bench/paper_scale.py compares 124M
+SIZES = {"demo-1.6M": {"steps": 30, "batch": 8, "eval_tokens": 4096, "mixtures": 8, "training": True},
+         "29M": {"steps": 6, "batch": 4, "eval_tokens": 2048, "mixtures": 3, "training": False}}
 CONTEXT = 256
 
 
@@ -40,7 +44,7 @@ def ratio(a: float, b: float) -> float:
 
 def training(corpus: dict, repeats: int) -> dict:
     out = {}
-    for arch, size in SIZES.items():
+    for arch, size in ((a, s) for a, s in SIZES.items() if s["training"]):
         run = dict(arch=arch, corpus=corpus, steps=size["steps"], batch=size["batch"], context=CONTEXT)
         ours, hf = kit.alternate(lambda: kit.side("speed", "train_ours", **run),
                                  lambda: kit.side("speed", "train_trainer", **run), repeats)
@@ -165,7 +169,7 @@ def table(results: dict) -> str:
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--only", default=",".join(DEFAULT), help=f"comma-separated, of: {','.join(SECTIONS)}")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
@@ -178,6 +182,7 @@ def main():
     if (OUT / "bench.json").exists():  # sections not run this time keep their last figures and date
         before = json.loads((OUT / "bench.json").read_text())
         results["section_dates"] = before.get("section_dates", {})
+        results["section_seconds"] = before.get("section_seconds", {})
         results["figures"] = {k: v for k, v in before.get("figures", {}).items() if k not in args.only.split(",")}
     import torch
 
@@ -185,13 +190,14 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for section in args.only.split(","):
             print(f"[bench] {section} ...", flush=True)
+            started = time.perf_counter()
             if section in ("scoring", "amortisation"):
                 figures = globals()[section](corpus, args.repeats, Path(tmp))
             elif section == "paper_scale":
                 from bench import paper_scale
 
-                # a 124M side runs about 90 s: two alternations, not three
-                figures = paper_scale.run(corpus, min(args.repeats, 2))
+                # a 124M side runs about 90 s, long enough to time once
+                figures = paper_scale.run(corpus, 1)
             elif section == "planning":
                 from bench import planning
 
@@ -210,6 +216,7 @@ def main():
                 figures = globals()[section](corpus, args.repeats)
             results["figures"][section] = figures
             results.setdefault("section_dates", {})[section] = results["date"]
+            results.setdefault("section_seconds", {})[section] = round(time.perf_counter() - started, 1)
             (OUT / "bench.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(table(results))
     print(f"\nwritten: {OUT / 'bench.json'}")

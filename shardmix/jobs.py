@@ -58,10 +58,20 @@ def stale(outputs: dict) -> list[str]:
 
 
 def job_device():
-    """The device named by runtime.device, which the workflow exports as SHARDMIX_DEVICE."""
+    """The device named by runtime.device, which the workflow exports as SHARDMIX_DEVICE; on a
+    machine with several GPUs, one no other job holds (shardmix.gpus)."""
     from shardmix.model import pick_device
 
-    return pick_device(os.environ.get("SHARDMIX_DEVICE", "auto"))
+    device = pick_device(os.environ.get("SHARDMIX_DEVICE", "auto"))
+    if device.type == "cuda":
+        import torch
+
+        from shardmix import gpus
+
+        count = torch.cuda.device_count()
+        device = torch.device("cuda", gpus.claim(count) if count > 1 else 0)
+        torch.cuda.set_device(device)
+    return device
 
 
 def write_json(path: str | Path, data) -> None:

@@ -190,7 +190,11 @@ def _running(model, options: Options):
     the saved model is the same whatever ran it."""
     attention = model.config._attn_implementation
     if options.attention != attention:
-        model.set_attn_implementation(options.attention)
+        try:
+            model.set_attn_implementation(options.attention)
+        except (ValueError, ImportError) as e:  # a model type without it, flash-attn not installed
+            print(f"attention '{options.attention}' unavailable for this model ({str(e).splitlines()[0]}); "
+                  f"training with '{attention}'", file=sys.stderr, flush=True)
     if options.activation_checkpointing:
         model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     try:

@@ -147,3 +147,46 @@ def test_the_gpu_bench_runs_in_smoke_mode_on_any_device(tmp_path):
     assert off["tokens_per_s"] > 0 and off["flops_per_token"] > 0 and off["steps"] == 4
     assert on["final_loss"] == pytest.approx(off["final_loss"], rel=1e-4)
     assert result["scoring"]["smoke"]["mixtures"] == 11  # every 2-4 of 4 members
+
+
+HOLDER = """
+import sys, time
+sys.path.insert(0, {root!r})
+from shardmix import gpus
+print(gpus.claim(3, {folder!r}), flush=True)
+time.sleep(60)
+"""
+
+
+def test_jobs_on_a_machine_with_several_gpus_each_claim_their_own(tmp_path):
+    from shardmix import gpus
+
+    root = str(Path(__file__).resolve().parent.parent)
+    holders = [subprocess.Popen([sys.executable, "-c", HOLDER.format(root=root, folder=str(tmp_path))],
+                                stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    try:
+        held = sorted(int(h.stdout.readline()) for h in holders)
+        assert held == [0, 1]
+        assert gpus.claim(3, tmp_path) == 2  # the one left
+        gpus.release()
+        holders[0].kill()  # a job that ends, however, frees its GPU
+        holders[0].wait()
+        assert gpus.claim(3, tmp_path) in held
+    finally:
+        gpus.release()
+        for h in holders:
+            h.kill()
+            h.wait()
+
+
+def test_the_paper_size_example_settings_are_a_valid_config(data_dir):
+    import yaml
+    from conftest import tiny_config
+
+    from shardmix import config
+
+    example = yaml.safe_load((Path(__file__).resolve().parent.parent / "examples/paper-130m.yaml").read_text())
+    cfg = config.validate({**tiny_config(data_dir), **example})
+    assert cfg["shard_training"]["batch_size"] * cfg["model"]["context"] == 1024 * 2048
+    assert cfg["shard_training"]["batch_size"] % cfg["shard_training"]["micro_batch_size"] == 0
+    assert cfg["runtime"]["compile"] == "auto" and cfg["runtime"]["gpus_per_job"] == 1
