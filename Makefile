@@ -55,7 +55,7 @@ bench-scale: setup
 	$(BIN)/python bench/run.py --only planning,many_shards,ingest
 
 # on a machine with a CUDA GPU: 124M and 1B-class training in bf16 with and without torch.compile,
-# merged mixtures scored on the GPU (under 10 min); writes results/bench/gpu.json
+# merged mixtures scored on the GPU (sized for under 10 min); writes results/bench/gpu.json
 bench-gpu: setup
 	$(BIN)/python bench/gpu.py
 

@@ -1,5 +1,6 @@
-"""`make bench-gpu`: shardmix's training loop at the paper's sizes on one CUDA GPU, in under 10
-minutes, and merged mixtures scored from a resident pool on the GPU.
+"""`make bench-gpu`: shardmix's training loop at the paper's sizes on one CUDA GPU, sized (from
+FLOP counts at 40 % MFU on an H100-class GPU) for under 10 minutes, and merged mixtures scored
+from a resident pool on the GPU.
 
 Models: the 124M Llama of bench/paper_scale.py (context 1,024) and a 1B-class one shaped like
 TinyLlama (2,048 wide, 22 layers, 32 heads sharing 4 key-value heads, SwiGLU 5,632; the GPT-2
