@@ -69,8 +69,8 @@ def train_one(spec: dict, compiled: bool, device: torch.device, peak: float | No
     log = training.train(model, [data], [spec["steps"] * spec["batch"] * arch["context"]],
                          {**SETTINGS, "batch_size": spec["batch"]}, arch["context"], device, label="gpu-bench",
                          log_every=50, options=training.Options(micro_batch_size=spec["micro_batch"], compile=compiled))
+    tokens_per_s = paper_scale.steady_tokens_per_s(log, WARMUP)
     skip = min(WARMUP, len(log["step_seconds"]) - 1)
-    tokens_per_s = (len(log["step_seconds"]) - skip) * spec["batch"] * arch["context"] / sum(log["step_seconds"][skip:])
     flops = paper_scale.flops_per_token(model, arch["context"])
     row = {"parameters": sum(p.numel() for p in model.parameters()), "compile": compiled, "steps": log["steps"],
            "tokens_per_step": spec["batch"] * arch["context"], "micro_batch": spec["micro_batch"],

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from bench import kit
-from bench.speed import TRAINING, _sources
+from bench.speed import TRAINING, _sources, trainer_arguments, trainer_data
 from shardmix import training
 
 ARCH = {"hidden_size": 768, "layers": 12, "heads": 12, "ffn_size": 2048, "vocab": 50257, "context": 1024}
@@ -52,10 +52,11 @@ def flops_per_token(model, context: int) -> float:
     return 6 * n + 12 * config.num_hidden_layers * config.hidden_size * context
 
 
-def _steady(log: dict) -> float:
-    """Tokens/s over the steps after the first."""
-    tokens = log["tokens_seen"][-1] - log["tokens_seen"][0]
-    return tokens / sum(log["step_seconds"][1:])
+def steady_tokens_per_s(log: dict, skip: int = 1) -> float:
+    """Tokens/s of a training log over its steps after the first `skip` (allocation, compilation)."""
+    skip = min(skip, len(log["step_seconds"]) - 1)
+    tokens = log["tokens_seen"][-1] - (log["tokens_seen"][skip - 1] if skip else 0)
+    return tokens / sum(log["step_seconds"][skip:])
 
 
 def train_ours(corpus: dict, options: dict, steps: int = RUN["steps"], batch: int = RUN["batch"],
@@ -67,7 +68,7 @@ def train_ours(corpus: dict, options: dict, steps: int = RUN["steps"], batch: in
     log = training.train(model, sources, budget, {**TRAINING, "batch_size": batch}, ARCH["context"],
                          torch.device("cpu"), label="bench", log_every=10**9,
                          options=training.Options(micro_batch_size=micro_batch, **options))
-    return {"tokens_per_s": _steady(log), "first_step_seconds": log["step_seconds"][0], "loss": log["loss"],
+    return {"tokens_per_s": steady_tokens_per_s(log), "first_step_seconds": log["step_seconds"][0], "loss": log["loss"],
             "seconds": time.perf_counter() - start, "parameters": kit.parameters(model),
             "flops_per_token": flops_per_token(model, ARCH["context"])}
 
@@ -80,15 +81,8 @@ def train_trainer(corpus: dict, steps: int = RUN["steps"], batch: int = RUN["bat
 
     transformers.logging.set_verbosity_error()
     model = build()
-    sources, _ = _sources(corpus, 4 * ARCH["context"])
     context = ARCH["context"]
-    per_source = steps * batch * context // len(sources)
-    torch.manual_seed(TRAINING["seed"])
-    rng = np.random.default_rng(TRAINING["seed"])
-    plan = training.window_plan([len(s) for s in sources], [max(1, -(-per_source // context))] * len(sources),
-                                context, rng)
-    rows = [torch.from_numpy(np.asarray(sources[s][o:o + context + 1], dtype=np.int64)) for s, o in plan]
-    data = [{"input_ids": r, "labels": r} for r in rows]
+    data = trainer_data(corpus, steps, batch, context)
     losses, marks = [], []
 
     class Steps(transformers.TrainerCallback):
@@ -103,13 +97,7 @@ def train_trainer(corpus: dict, steps: int = RUN["steps"], batch: int = RUN["bat
             if logs and "loss" in logs:
                 losses.append(round(logs["loss"], 5))
 
-    args = transformers.TrainingArguments(
-        output_dir=str(kit.ROOT / "results/bench/trainer"), per_device_train_batch_size=micro_batch,
-        gradient_accumulation_steps=batch // micro_batch, max_steps=-(-len(data) // batch), learning_rate=TRAINING["lr"],
-        weight_decay=TRAINING["weight_decay"], adam_beta1=0.9, adam_beta2=0.95, max_grad_norm=TRAINING["grad_clip"],
-        lr_scheduler_type="constant", warmup_steps=0, logging_steps=1, save_strategy="no", report_to=[],
-        use_cpu=True, seed=TRAINING["seed"], train_sampling_strategy="sequential", dataloader_num_workers=0,
-        disable_tqdm=True)
+    args = trainer_arguments(len(data), batch, micro_batch)
     transformers.Trainer(model=model, args=args, train_dataset=data, callbacks=[Steps()]).train()
     step_seconds = np.diff(marks)
     return {"tokens_per_s": (len(step_seconds) - 1) * batch * context / float(step_seconds[1:].sum()), "loss": losses,

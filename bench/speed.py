@@ -68,13 +68,9 @@ def train_ours(arch: str, corpus: dict, steps: int, batch: int, context: int, bf
     return result
 
 
-def train_trainer(arch: str, corpus: dict, steps: int, batch: int, context: int) -> dict:
-    """The same run through transformers.Trainer: the windows in shardmix's order, fed sequentially;
-    each example is the window of context + 1 tokens, whose labels the model shifts itself."""
-    import transformers
-
-    transformers.logging.set_verbosity_error()
-    model = kit.build_model(arch, corpus["tokenizer"])
+def trainer_data(corpus: dict, steps: int, batch: int, context: int) -> list[dict]:
+    """Trainer's examples: the windows of context + 1 tokens in shardmix's order (the training
+    seed's plan over equal shares of the shards), whose labels the model shifts itself."""
     sources, _ = _sources(corpus, 4 * context)
     per_source = steps * batch * context // len(sources)
     torch.manual_seed(TRAINING["seed"])
@@ -82,7 +78,30 @@ def train_trainer(arch: str, corpus: dict, steps: int, batch: int, context: int)
     plan = training.window_plan([len(s) for s in sources], [max(1, -(-per_source // context))] * len(sources),
                                 context, rng)
     rows = [torch.from_numpy(np.asarray(sources[s][o:o + context + 1], dtype=np.int64)) for s, o in plan]
-    data = [{"input_ids": r, "labels": r} for r in rows]
+    return [{"input_ids": r, "labels": r} for r in rows]
+
+
+def trainer_arguments(examples: int, batch: int, micro_batch: int):
+    """TrainingArguments of shardmix's run: AdamW (0.9, 0.95), constant lr, clipping, fp32 on CPU,
+    examples fed in order, batch / micro_batch accumulated passes per step."""
+    import transformers
+
+    return transformers.TrainingArguments(
+        output_dir=str(Path(kit.ROOT) / "results/bench/trainer"), per_device_train_batch_size=micro_batch,
+        gradient_accumulation_steps=batch // micro_batch, max_steps=-(-examples // batch),
+        learning_rate=TRAINING["lr"], weight_decay=TRAINING["weight_decay"], adam_beta1=0.9, adam_beta2=0.95,
+        max_grad_norm=TRAINING["grad_clip"], lr_scheduler_type="constant", warmup_steps=0, logging_steps=1,
+        save_strategy="no", report_to=[], use_cpu=True, seed=TRAINING["seed"], train_sampling_strategy="sequential",
+        dataloader_num_workers=0, disable_tqdm=True)
+
+
+def train_trainer(arch: str, corpus: dict, steps: int, batch: int, context: int) -> dict:
+    """The same run through transformers.Trainer (trainer_data, trainer_arguments)."""
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    model = kit.build_model(arch, corpus["tokenizer"])
+    data = trainer_data(corpus, steps, batch, context)
     losses = []
 
     class Losses(transformers.TrainerCallback):
@@ -90,12 +109,7 @@ def train_trainer(arch: str, corpus: dict, steps: int, batch: int, context: int)
             if logs and "loss" in logs:
                 losses.append(round(logs["loss"], 5))
 
-    args = transformers.TrainingArguments(
-        output_dir=str(Path(kit.ROOT) / "results/bench/trainer"), per_device_train_batch_size=batch,
-        max_steps=-(-len(data) // batch), learning_rate=TRAINING["lr"], weight_decay=TRAINING["weight_decay"],
-        adam_beta1=0.9, adam_beta2=0.95, max_grad_norm=TRAINING["grad_clip"], lr_scheduler_type="constant",
-        warmup_steps=0, logging_steps=1, save_strategy="no", report_to=[], use_cpu=True, seed=TRAINING["seed"],
-        train_sampling_strategy="sequential", dataloader_num_workers=0, disable_tqdm=True)
+    args = trainer_arguments(len(data), batch, batch)
     trainer = transformers.Trainer(model=model, args=args, train_dataset=data, callbacks=[Losses()])
     start = time.perf_counter()
     trainer.train()
