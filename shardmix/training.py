@@ -62,8 +62,8 @@ class Options:
     micro_batch_size: sequences per forward/backward pass; a step accumulates batch_size of them
     (None: the whole batch at once). compile: torch.compile the model's body ("auto": on CUDA,
     off on CPU, where bench/paper_scale.py measured it slower). activation_checkpointing:
-    recompute each layer's activations in the backward pass (less memory, about a third more
-    compute). attention: the transformers attention implementation ("sdpa", "eager", ...).
+    recompute each layer's activations in the backward pass (less memory for one more forward
+    pass per step). attention: the transformers attention implementation ("sdpa", "eager", ...).
     checkpoint_minutes: a resumable state at least this often, as well as every
     checkpoint_every steps. lean_loss: the loss without whole logits (shardmix.loss); off only
     to measure what it saves.
