@@ -14,9 +14,6 @@ if not workflow.overwrite_configfiles:
 
 
 
-report: "report/workflow.rst"
-
-
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/train.smk"
@@ -24,6 +21,10 @@ include: "rules/evaluate.smk"
 include: "rules/results.smk"
 include: "rules/validate.smk"
 include: "rules/search.smk"
+
+
+# the report opens on the run's answers once rule summary has written them
+report: f"{R}/summary.rst" if os.path.exists(f"{R}/summary.rst") else "report/workflow.rst"
 
 
 if CFG["selection"]:
@@ -42,11 +43,13 @@ localrules:
     record_validation_sample,
     record_eval_groups,
     best_mixtures,
+    summary,
     shard_sizes,
 
 
 onstart:
     start_warm()
+    watch_progress()
 
 
 onsuccess:

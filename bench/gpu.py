@@ -30,8 +30,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from bench import paper_scale  # noqa: E402
-from shardmix import naming, perplexity, training  # noqa: E402
-from shardmix import pool as shard_pool  # noqa: E402
+from shardmix import merging, perplexity, training  # noqa: E402
+
 
 # dense bf16 peaks (TFLOP/s, without sparsity) by a substring of torch.cuda.get_device_name()
 PEAKS = {"H200": 989, "H100": 989, "GH200": 989, "B200": 2250, "A100": 312, "L40S": 362, "L4": 121, "A10": 125,
@@ -110,11 +110,11 @@ def score_pool(workdir: Path, device: torch.device, context: int, vocab: int, to
     dirs = sorted(str(d) for d in workdir.iterdir() if d.is_dir())
     model = AutoModelForCausalLM.from_pretrained(dirs[0], dtype=torch.float32).to(device)
     start = time.perf_counter()
-    pool = shard_pool.ShardPool(model, dirs, device)
+    pool = merging.ResidentPool(model, dirs, device)
     load = time.perf_counter() - start
     mixtures = [list(m) for k in range(2, len(dirs) + 1) for m in itertools.combinations(dirs, k)]
     eval_set = perplexity.EvalSet(np.random.default_rng(1).integers(0, vocab, tokens))
-    linear = naming.method_spec("linear")
+    linear = merging.method("linear")
     start = time.perf_counter()
     for members in mixtures:
         pool.build(members, [1 / len(members)] * len(members), linear)

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from bench import kit
-from shardmix import merge, naming, perplexity, tokens, training
-from shardmix import pool as shard_pool
+from shardmix import merging, perplexity, tokens, training
+
 
 # timed passes over the eval set per evaluation side (median): one pass of the demo model takes 0.2 s,
 # too short for a stable figure on a shared machine
@@ -182,18 +182,18 @@ def score(arch: str, corpus: dict, dirs: list[str], k: int, mode: str, mixtures:
     start = time.perf_counter()
     load_seconds = 0.0
     if mode == "resident":
-        pool = shard_pool.ShardPool(lm, sorted({d for p in plans for d in p}), torch.device("cpu"))
+        pool = merging.ResidentPool(lm, sorted({d for p in plans for d in p}), torch.device("cpu"))
         load_seconds = time.perf_counter() - start
-        order = shard_pool.update_order([dict.fromkeys(p, 1.0) for p in plans])
+        order = merging.update_order([dict.fromkeys(p, 1.0) for p in plans])
         plans = [plans[i] for i in order]
-    linear = naming.method_spec("linear")
+    linear = merging.method("linear")
     build = 0.0
     for members in plans:
         t = time.perf_counter()
         if mode == "saved":
-            merge.merge_into(lm, [members[0]])
+            merging.merge_into(lm, [members[0]])
         elif mode == "streamed":
-            merge.merge_into(lm, members)
+            merging.merge_into(lm, members)
         else:
             pool.build(members, [1 / k] * k, linear)
         build += time.perf_counter() - t
@@ -241,8 +241,8 @@ def amortise(arch: str, corpus: dict, steps: int, batch: int, context: int, n_to
             dirs.append(str(Path(workdir) / f"shard{i}"))
             models.save(trained([i]), tok, dirs[-1], label=f"shard{i}")
         lm = models.skeleton(dirs[0])
-        pool = shard_pool.ShardPool(lm, dirs, device)
-        linear = naming.method_spec("linear")
+        pool = merging.ResidentPool(lm, dirs, device)
+        linear = merging.method("linear")
         for m in mixtures:
             pool.build([dirs[i] for i in m], [1 / len(m)] * len(m), linear)
             score_all(lm)

@@ -59,6 +59,13 @@ def start_warm():
         os.environ[warm.ENV] = _WARM[0][0]
 
 
+def watch_progress():
+    """A progress line every minute: running jobs, their logs' last step and ETA, the run's time left."""
+    from shardmix import progress
+
+    progress.watch(workflow)
+
+
 def stop_warm():
     from shardmix import warm
 
@@ -98,7 +105,7 @@ def final_outputs(wildcards):
     PLAN.warn_removed()
     force_rebuilds()
     outputs = [f"{R}/scores.parquet", f"{R}/plots/heatmap.png", f"{R}/plots/ranking.png",
-               f"{L.corpus}/shards.csv", L.eval_groups_record]
+               f"{L.corpus}/shards.csv", L.eval_groups_record, f"{R}/summary.csv", f"{R}/summary.html"]
     if PLAN.scores_csv_wanted():
         outputs += [f"{R}/scores.csv", f"{R}/scores.html"]
     if CFG["validation"]["random"]:

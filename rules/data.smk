@@ -111,7 +111,7 @@ rule shard_sizes:
     input:
         [L.manifest(s) for s in PLAN.sources],
     output:
-        report(f"{L.corpus}/shards.csv", caption="../report/shards.rst", category="0. Corpus"),
+        report(f"{L.corpus}/shards.csv", caption="../report/shards.rst", category="5. Corpus"),
     params:
         args=args(include={s: PLAN.sources[s]["sharding"]["include"] for s in PLAN.sources},
                   manifests={s: L.manifest(s) for s in PLAN.sources}, budget=CFG["shard_training"]["tokens"],

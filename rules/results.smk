@@ -58,3 +58,35 @@ rule plot_scores:
         f"{L.benchmarks}/plot_scores.tsv"
     shell:
         f"{script('plot_scores')} {{params.args:q}} > {{log}} 2>&1"
+
+
+def summary_inputs(wildcards):
+    inputs = {"scores": PLAN.scores_table(), "description": os.path.relpath(f"{workflow.basedir}/report/workflow.rst")}
+    if PLAN.validated_mixtures():
+        inputs.update(predictions=f"{R}/predictions.csv", agreement=f"{R}/validation/agreement.csv")
+    if CFG["search"]["targets"]:
+        inputs["best_mixtures"] = f"{L.search}/best_mixtures.csv"
+        if CFG["validation"]["search"]:
+            inputs["search_validation"] = f"{L.search}/validation.csv"
+    return inputs
+
+
+# The answers first: the report opens on this table (Snakefile: report), summary.csv holds it
+rule summary:
+    input:
+        unpack(summary_inputs),
+    output:
+        csv=report(f"{R}/summary.csv", caption="../report/summary.rst", category="0. Answers"),
+        html=report(f"{R}/summary.html", caption="../report/summary_html.rst", category="0. Answers"),
+        landing=f"{R}/summary.rst",
+        mergekit=directory(f"{R}/mergekit"),
+    params:
+        args=lambda wc, input, output: args(**dict(input.items()), merged_proxy=f"merged:{PLAN.methods[0]['label']}",
+                                            shard_model=L.shard_model("{shard}"), csv=output.csv, html=output.html,
+                                            landing=output.landing, mergekit=output.mergekit),
+    log:
+        f"{L.logs}/summary.log",
+    benchmark:
+        f"{L.benchmarks}/summary.tsv"
+    shell:
+        f"{script('summary')} {{params.args:q}} > {{log}} 2>&1"

@@ -78,7 +78,7 @@ rule agreement:
         agreement=report(f"{R}/validation/agreement.csv", caption="../report/agreement.rst",
                          category="2. Validation"),
         warnings=report(f"{R}/validation/warnings.txt", caption="../report/warnings.rst",
-                        category="0. Read first"),
+                        category="0. Answers"),
         regression=report(f"{R}/validation/regression.csv", caption="../report/regression.rst",
                           category="2. Validation"),
         pairs=report(f"{R}/validation/pairs.csv", caption="../report/pairs.rst", category="2. Validation"),

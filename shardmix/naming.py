@@ -126,15 +126,18 @@ def budget_tokens(model: str, shard_tokens: int) -> int | None:
     return None
 
 
-def method_spec(entry) -> dict:
-    """A `mixtures.methods` entry as {"name", "label", "params"}: "linear" or {"task_arithmetic": lam}.
-    The label names merged models merged this way (model_id) and the `method` column."""
-    if entry == "linear":
-        return {"name": "linear", "label": "linear", "params": {}}
-    (name, value), = entry.items()
-    return {"name": name, "label": f"{name}:{value:g}", "params": {"lam": float(value)}}
-
-
-def needs_seed(method: dict) -> bool:
-    """Methods other than the weighted average are relative to the seed model."""
-    return method["name"] != "linear"
+def short(mixture: str, width: int = 44) -> str:
+    """A mixture name a reader can scan in a table: the heaviest members first, weights as `.32`,
+    cut after about `width` characters: `kjv_law .32, shakespeare_histories .32, +2 more`."""
+    if not mixture:
+        return ""
+    ranked = sorted(weights(mixture).items(), key=lambda kv: -kv[1]) if AT in mixture else \
+        [(s, None) for s in members(mixture)]
+    parts, used = [], 0
+    for i, (s, w) in enumerate(ranked):
+        part = s if w is None else f"{s} {w:.2f}".replace(" 0.", " .")
+        if parts and used + len(part) > width:
+            return ", ".join(parts) + f", +{len(ranked) - i} more"
+        parts.append(part)
+        used += len(part) + 2
+    return ", ".join(parts)

@@ -103,15 +103,30 @@ def sort(table: pd.DataFrame) -> pd.DataFrame:
             .reset_index(drop=True))
 
 
-def ppl_by_model(table: pd.DataFrame, max_rows: int = 500) -> tuple[pd.DataFrame, str]:
-    """One row per model, one perplexity column per eval set, best mean relative perplexity first."""
-    wide = table.pivot_table(index=["model", "kind", "shards"], columns="eval_set", values="ppl")
-    order = (wide / wide.min()).mean(axis=1).sort_values().index
-    wide = wide.loc[order].reset_index()
-    note = "Perplexity (lower is better); rows sorted by mean perplexity relative to the best model per eval set."
-    if len(wide) > max_rows:
-        note += f" Showing the best {max_rows} of {len(wide)} models; scores.parquet has them all."
-    return wide.head(max_rows), note
+TRAINED = "trained"  # full and fixed-budget mixtures: really trained, k budgets for k members
+
+
+def ppl_by_model(table: pd.DataFrame, max_rows: int = 500) -> list[tuple[str, pd.DataFrame, str]]:
+    """(heading, one row per model with a perplexity column per eval set, note) for the seed,
+    shard and merged models, then for the really trained mixtures: a trained mixture had k
+    shard budgets, so it is not ranked among models of one. Rows by mean relative perplexity."""
+    trained = table["kind"].eq("full") | table["kind"].str.startswith(naming.FIXED)
+    out = []
+    for heading, part in (("Seed, shard and merged models (the proxy)", table[~trained]),
+                          ("Really trained mixtures (k shards: k shard budgets, or the budget in the name)",
+                           table[trained])):
+        if part.empty:
+            continue
+        wide = part.pivot_table(index=["model", "kind"], columns="eval_set", values="ppl")
+        order = (wide / wide.min()).mean(axis=1).sort_values().index
+        wide = wide.loc[order].reset_index()
+        wide.columns.name = None
+        note = ("Perplexity (lower is better); the best per eval set marked; rows sorted by mean perplexity "
+                "relative to the best model per eval set; hover a name for the whole of it.")
+        if len(wide) > max_rows:
+            note += f" Showing the best {max_rows} of {len(wide)} models; scores.parquet has them all."
+        out.append((heading, wide.head(max_rows), note))
+    return out
 
 
 def load(path: str, columns: list[str] | None = None) -> pd.DataFrame:

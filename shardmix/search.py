@@ -1,4 +1,4 @@
-"""Mixture search: the weights over the pool's shards that minimise a target's predicted perplexity.
+"""Mixture search: the weights over the shards that minimise a target's predicted perplexity.
 
 A target is a weighted set of eval sets; its objective is the weighted mean over them of the
 predicted log perplexity (the calibrated proxy on sets it ranks, else the merged model's log
@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from shardmix import merge, naming, perplexity
+from shardmix import merging, naming, perplexity
 from shardmix.model import autocast
 
 
@@ -59,12 +59,13 @@ def _nll(model, params, batch: torch.Tensor, device) -> torch.Tensor:
     return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
 
 
-class ResidentPool:
+class StackedShards:
     """Every shard model's tensors stacked in memory: the merge is a weighted sum, differentiable."""
 
-    def __init__(self, shard_dirs: list, method: dict, seed_dir, device):
-        readers = [merge._Reader(d) for d in shard_dirs]
-        seed = merge._Reader(seed_dir) if merge.needs_seed(method) else None
+    def __init__(self, shard_dirs: list, method, seed_dir, device):
+        method = merging.method(method)
+        readers = [merging.Reader(d) for d in shard_dirs]
+        seed = merging.Reader(seed_dir) if method.needs_seed else None
         try:
             self.stacked = {name: torch.stack([r.get(name).to(torch.float32) for r in readers]).to(device)
                             for name in readers[0].tensors}
@@ -75,11 +76,9 @@ class ResidentPool:
         self.method = method
 
     def params(self, weights: torch.Tensor) -> dict:
-        combine = merge.METHODS[self.method["name"]]
         out = {}
         for name, stack in self.stacked.items():
-            members = list(stack.unbind(0))
-            out[name] = combine(list(weights.unbind(0)), members, self.seed.get(name), **self.method["params"])
+            out[name] = self.method.combine(list(weights.unbind(0)), list(stack.unbind(0)), self.seed.get(name))
         return out
 
 
@@ -120,15 +119,15 @@ def repetition(mixture: str, shards: list[str], train_tokens: list[int], budget:
     return {s: w * budget / size[s] for s, w in naming.weights(mixture).items()}
 
 
-def pool_bytes(shard_dirs: list) -> int:
-    return merge.stored_bytes(shard_dirs) * 2  # fp32 of bf16 at worst
+def stacked_bytes(shard_dirs: list) -> int:
+    return merging.stored_bytes(shard_dirs) * 2  # fp32 of bf16 at worst
 
 
-def gradient_search(model, pool: ResidentPool, sets: dict[str, np.ndarray], objective: Objective, steps: int,
+def gradient_search(model, stacked: StackedShards, sets: dict[str, np.ndarray], objective: Objective, steps: int,
                     lr: float, windows_per_step: int, seed: int, device, limit=None, log=print) -> np.ndarray:
     """Adam on the softmax logits of the weights, from uniform, on minibatches of each target set;
     weights over `limit` (each shard's repetition cap) are moved under it at every step."""
-    n = next(iter(pool.stacked.values())).shape[0]
+    n = next(iter(stacked.stacked.values())).shape[0]
     logits = torch.zeros(n, device=device, requires_grad=True)
     opt = torch.optim.Adam([logits], lr=lr)
     rng = np.random.default_rng(seed)
@@ -139,7 +138,7 @@ def gradient_search(model, pool: ResidentPool, sets: dict[str, np.ndarray], obje
 
     for step in range(steps):
         w = weights()
-        params = pool.params(w)
+        params = stacked.params(w)
         nll = {}
         for name in objective.target:
             rows = rng.choice(len(sets[name]), size=min(windows_per_step, len(sets[name])), replace=False)
@@ -168,12 +167,12 @@ def exact_nll(model, sets: dict[str, perplexity.EvalSet], names, context: int, d
 
 def sampling_search(model, shard_dirs: list, shards: list[str], method: dict, seed_dir, sets: dict, context: int,
                     objective: Objective, samples: int, seed: int, device, limit=None, log=print) -> np.ndarray:
-    """Fallback without the pool in memory: Dirichlet samples, then pairwise moves of weight
+    """Fallback without the shard models in memory: Dirichlet samples, then pairwise moves of weight
     (0.2, 0.1, 0.05) from one shard to another while the objective improves; every point is a
     streamed merge scored on the target sets."""
     def score(w):
         w = w if limit is None else capped(w, limit)
-        merge.merge_into(model, shard_dirs, list(w), method, seed_dir)
+        merging.merge_into(model, shard_dirs, list(w), method, seed_dir)
         return objective.predicted_log(exact_nll(model, sets, objective.target, context, device),
                                        1 / float(np.sum(w ** 2)))
 

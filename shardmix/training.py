@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from shardmix import atomic, checksums, faults, loss, preemption
+from shardmix import atomic, checksums, faults, loss, preemption, progress
 from shardmix.model import autocast
 
 
@@ -156,7 +156,8 @@ def train(model, sources: list[np.ndarray], tokens_per_source: list[int], cfg: d
             if step % log_every == 0 or step == steps - 1:
                 elapsed = time.perf_counter() - start
                 print(f"[{label}] step {step + 1}/{steps} loss {total:.4f} lr {log['lr'][-1]:.2e} "
-                      f"tokens {seen} ({(seen - log.get('resumed_tokens', 0)) / max(elapsed, 1e-9):.0f} tokens/s)",
+                      f"tokens {seen} ({(seen - log.get('resumed_tokens', 0)) / max(elapsed, 1e-9):.0f} tokens/s, "
+                      f"{progress.eta(step + 1 - first, steps - first, elapsed)})",
                       file=sys.stderr, flush=True)
             due = (checkpoint_every and (step + 1) % checkpoint_every == 0) or \
                 (options.checkpoint_minutes and time.perf_counter() - last_save >= 60 * options.checkpoint_minutes)

@@ -113,7 +113,8 @@ def _preload() -> bool:
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM  # noqa: F401
 
-    from shardmix import merge, model, perplexity, pool, tokenizer, tokens, training  # noqa: F401
+    from shardmix import model, perplexity, tokenizer, tokens, training  # noqa: F401
+    from shardmix.merging import reader, resident, streamed  # noqa: F401
 
     return not torch.cuda.is_initialized()
 

@@ -13,7 +13,7 @@ import torch
 from conftest import copy_project, planned_jobs, snakemake, stdlib_documents, tiny_config, write_config, write_jsonl
 
 from shardmix import config as shardmix_config
-from shardmix import merge, sharding
+from shardmix import merging, sharding
 from shardmix import model as models
 from shardmix.corpus import CorpusError, Document, read_documents
 
@@ -164,12 +164,12 @@ def test_merging_models_of_different_shapes_names_the_tensor(tmp_path):
     models.save(models.build_llama(arch, tok), tok, tmp_path / "a")
     models.save(models.build_llama({**arch, "ffn_size": 48}, tok), tok, tmp_path / "b")
     target = models.skeleton(tmp_path / "a")
-    with pytest.raises(merge.MergeError, match=r"b: tensor model\.layers\.0\.mlp\.\w+_proj\.weight has shape"):
-        merge.merge_into(target, [tmp_path / "a", tmp_path / "b"])
+    with pytest.raises(merging.MergeError, match=r"b: tensor model\.layers\.0\.mlp\.\w+_proj\.weight has shape"):
+        merging.merge_into(target, [tmp_path / "a", tmp_path / "b"])
     before = copy.deepcopy(target.state_dict())
     models.save(models.build_llama({**arch, "layers": 2}, tok), tok, tmp_path / "c")
-    with pytest.raises(merge.MergeError, match="hold different tensors"):
-        merge.merge_into(target, [tmp_path / "a", tmp_path / "c"])
+    with pytest.raises(merging.MergeError, match="hold different tensors"):
+        merging.merge_into(target, [tmp_path / "a", tmp_path / "c"])
     assert all(torch.equal(before[k], v) for k, v in target.state_dict().items())
 
 

@@ -220,21 +220,21 @@ def test_signals_stop_a_training_job_whole_and_its_rerun_resumes(pipeline, grown
 
 
 def test_a_damaged_checkpoint_is_named_before_it_is_merged(pipeline, tmp_path):
-    from shardmix import checksums, merge
+    from shardmix import checksums, merging
 
     model = tmp_path / "json"
     shutil.copytree(pipeline / "results/models/shards/json", model)
     weights = model / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:-1000])
     with pytest.raises(checksums.DamagedArtifact, match=rf"{model}: damaged \(model.safetensors does not match"):
-        merge.merge_into(None, [model])
+        merging.merge_into(None, [model])
     (model / checksums.SUMS).unlink()  # a checkpoint without a seal: its header is still checked
-    with pytest.raises(merge.MergeError, match=rf"{weights}: damaged or truncated checkpoint .*delete {model} and "
+    with pytest.raises(merging.MergeError, match=rf"{weights}: damaged or truncated checkpoint .*delete {model} and "
                                                "rerun snakemake"):
-        merge.merge_into(None, [model])
+        merging.merge_into(None, [model])
     weights.write_bytes(b"\x09\x00\x00\x00\x00\x00\x00\x00{not json")
-    with pytest.raises(merge.MergeError, match="unreadable header"):
-        merge.merge_into(None, [model])
+    with pytest.raises(merging.MergeError, match="unreadable header"):
+        merging.merge_into(None, [model])
 
 
 def test_own_config_file_inherits_nothing_from_the_demo(tmp_path, data_dir):

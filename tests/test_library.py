@@ -13,7 +13,7 @@ import torch
 from conftest import stdlib_documents, write_jsonl
 from test_bad_input import _tok
 
-from shardmix import calibration, merge, mixtures, naming, perplexity, pool, search, sharding, tokens, training
+from shardmix import calibration, merging, mixtures, naming, perplexity, search, sharding, tokens, training
 from shardmix import model as models
 from shardmix.corpus import Document, read_documents
 from shardmix.naming import mixture_name, safe_name
@@ -318,22 +318,22 @@ def test_weighted_merge_and_task_arithmetic_match_a_direct_computation(tmp_path)
     states = [models.load_causal_lm(d).state_dict() for d in [seed_dir, *dirs]]
     weights = [0.5, 0.3, 0.2]
     target = models.skeleton(seed_dir)
-    merge.merge_into(target, dirs, weights)
+    merging.merge_into(target, dirs, weights)
     for name, value in target.state_dict().items():
         direct = sum(w * s[name] for w, s in zip(weights, states[1:]))
         assert torch.allclose(value, direct, atol=1e-6), name
-    method = naming.method_spec({"task_arithmetic": 1.5})
-    assert method["label"] == "task_arithmetic:1.5"
-    merge.merge_into(target, dirs, weights, method, seed_dir)
+    method = merging.method({"task_arithmetic": 1.5})
+    assert method.label == "task_arithmetic:1.5"
+    merging.merge_into(target, dirs, weights, method, seed_dir)
     for name, value in target.state_dict().items():
         seed = states[0][name]
         direct = seed + 1.5 * sum(w * (s[name] - seed) for w, s in zip(weights, states[1:]))
         assert torch.allclose(value, direct, atol=1e-5), name
-    merge.merge_into(target, dirs)  # no weights: the uniform average
+    merging.merge_into(target, dirs)  # no weights: the uniform average
     for name, value in target.state_dict().items():
         assert torch.allclose(value, sum(s[name] for s in states[1:]) / 3, atol=1e-6), name
-    with pytest.raises(merge.MergeError, match="needs the seed"):
-        merge.merge_into(target, dirs, weights, method)
+    with pytest.raises(merging.MergeError, match="needs the seed"):
+        merging.merge_into(target, dirs, weights, method)
 
 
 def test_resident_pool_builds_every_mixture_as_the_streamed_merge(tmp_path):
@@ -341,24 +341,24 @@ def test_resident_pool_builds_every_mixture_as_the_streamed_merge(tmp_path):
     uniform subsets of every size, weighted ones and task arithmetic, one after another."""
     seed_dir, *dirs = _saved_models(tmp_path, 4)
     streamed, resident = models.skeleton(seed_dir), models.skeleton(seed_dir)
-    ta = naming.method_spec({"task_arithmetic": 1.5})
-    linear = naming.method_spec("linear")
+    ta = merging.method({"task_arithmetic": 1.5})
+    linear = merging.method("linear")
     plans = [([dirs[0]], [1.0], linear, None), (dirs[:2], [0.5, 0.5], linear, None),
              (dirs[:3], [1 / 3] * 3, linear, None), (dirs, [0.25] * 4, linear, None),
              (dirs[1:3], [0.75, 0.25], linear, None), (dirs[1:3], [0.5, 0.5], ta, seed_dir),
              (dirs[:3], [0.2, 0.3, 0.5], ta, seed_dir), (dirs[2:], [0.5, 0.5], linear, None)]
-    coefs = [pool.coefficients(dict(zip(map(str, p[0]), p[1])))[0] for p in plans]
-    order = pool.update_order(coefs)
+    coefs = [merging.coefficients(dict(zip(map(str, p[0]), p[1])))[0] for p in plans]
+    order = merging.update_order(coefs)
     assert sorted(order) == list(range(len(plans)))
-    shard_pool = pool.ShardPool(resident, [*dirs, seed_dir], torch.device("cpu"))
+    shard_pool = merging.ResidentPool(resident, [*dirs, seed_dir], torch.device("cpu"))
     for i in order:
         shard_pool.build(*plans[i])
-        merge.merge_into(streamed, *plans[i])
+        merging.merge_into(streamed, *plans[i])
         for name, value in resident.state_dict().items():
             assert torch.allclose(value, streamed.state_dict()[name], atol=1e-6), (i, name)
     # adding one member to a uniform subset costs one update; in all fewer than re-adding each member
     assert shard_pool.updates < sum(len(p[0]) for p in plans)
-    assert pool.update_order([{"a": 1.0, "b": 1.0, "c": 1.0}, {"a": 1.0}, {"a": 1.0, "b": 1.0}]) == [1, 2, 0]
+    assert merging.update_order([{"a": 1.0, "b": 1.0, "c": 1.0}, {"a": 1.0}, {"a": 1.0, "b": 1.0}]) == [1, 2, 0]
 
 
 def test_evaluation_windows_never_cross_a_chunk_join():
@@ -516,12 +516,12 @@ def test_gradient_search_finds_the_shard_the_target_prefers(tmp_path):
     seed fits better must push the weight towards the seed-like shard."""
     seed_dir, noisy, far = _saved_models(tmp_path, 2)
     lm = models.skeleton(seed_dir)
-    merge.merge_into(lm, [seed_dir])
+    merging.merge_into(lm, [seed_dir])
     rng = np.random.default_rng(0)
     ids = rng.integers(0, lm.config.vocab_size, 16 * 17 * 8)
     sets = {"t": search.windows(perplexity.EvalSet(ids), 16)}
     objective = search.Objective({"t": 1.0}, {})
-    pool = search.ResidentPool([seed_dir, far], naming.method_spec("linear"), None, torch.device("cpu"))
+    pool = search.StackedShards([seed_dir, far], merging.method("linear"), None, torch.device("cpu"))
     weights = search.gradient_search(lm, pool, sets, objective, 25, 0.3, 4, 0, torch.device("cpu"), log=lambda m: None)
     assert weights.sum() == pytest.approx(1, abs=1e-6) and weights[0] > 0.6
     merged = search.exact_nll(lm, {"t": perplexity.EvalSet(ids)}, ["t"], 16, torch.device("cpu"))

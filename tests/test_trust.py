@@ -15,7 +15,7 @@ import pytest
 import torch
 from conftest import copy_project, planned_jobs, snakemake, tiny_config, write_config, write_jsonl
 
-from shardmix import checksums, merge, scores, tokens, training
+from shardmix import checksums, merging, scores, tokens, training
 from shardmix import model as models
 from shardmix import tokenizer as tokenization
 
@@ -169,7 +169,7 @@ def test_seals_find_a_flipped_bit_quickly_after_a_write_and_fully_when_read(tmp_
     lm = models.skeleton(folder)
     with pytest.raises(checksums.DamagedArtifact, match=rf"{folder}: damaged \(model.safetensors does not match its "
                                                         r"checksum in SHA256SUMS\); rerun snakemake, which rebuilds it"):
-        merge.merge_into(lm, [folder])
+        merging.merge_into(lm, [folder])
     # marked for the next run: its scan now finds what only the full check could
     assert [d.path for d in checksums.scan(tmp_path)] == [folder]
 

@@ -16,12 +16,10 @@ import time
 
 import torch
 
-from shardmix import atomic, faults, merge, perplexity
+from shardmix import atomic, faults, merging, perplexity, progress
 from shardmix import model as models
-from shardmix import pool as shard_pool
 from shardmix import tokenizer
 from shardmix.jobs import fail, job_args, job_device
-from shardmix.naming import method_spec, needs_seed
 from shardmix.scores import COLUMNS
 
 args = job_args()
@@ -41,45 +39,45 @@ context = min(args["context"], models.context_length(lm))
 def merge_plan(entry):
     """(dirs, weights, method, seed dir) of a shard or merged model; None for a saved model scored as is."""
     if entry["kind"] == "shard":
-        return entry["dirs"], [1.0], method_spec("linear"), None
+        return entry["dirs"], [1.0], merging.method("linear"), None
     if entry["kind"] == "merged":
         plan = entry["merge"]
-        return entry["dirs"], plan["weights"], plan["method"], plan["seed"]
+        return entry["dirs"], plan["weights"], merging.method(plan["method"]), plan["seed"]
     return None
 
 
 plans = [merge_plan(e) for e in entries]
-pooled = sorted({d for p in plans if p for d in p[0] + ([p[3]] if needs_seed(p[2]) else [])})
+pooled = sorted({d for p in plans if p for d in p[0] + ([p[3]] if p[2].needs_seed else [])})
 pool = None
 if pooled:
     try:
-        need, budget = shard_pool.resident_bytes(pooled, lm), args["resident_mb"] * 2**20
+        need, budget = merging.resident_bytes(pooled, lm), args["resident_mb"] * 2**20
         if device.type == "cuda":
             budget = min(budget, int(0.9 * torch.cuda.mem_get_info(device)[0]))
         if need <= budget:
-            pool = shard_pool.ShardPool(lm, pooled, device)
+            pool = merging.ResidentPool(lm, pooled, device)
         print(f"{len(pooled)} shard models, {need / 2**20:.0f} MiB resident: "
               + ("held in memory" if pool else f"over the {budget / 2**20:.0f} MiB budget, merges stream from disk"),
               flush=True)
-    except merge.MergeError as e:
+    except merging.MergeError as e:
         fail(str(e))
 # saved models first, then the mixtures in an order where consecutive ones differ little
 saved = [i for i, p in enumerate(plans) if p is None]
 mixed = [i for i, p in enumerate(plans) if p is not None]
 if pool:
-    mixed = [mixed[j] for j in shard_pool.update_order(
-        [shard_pool.coefficients(dict(zip(plans[i][0], plans[i][1])))[0] for i in mixed])]
+    mixed = [mixed[j] for j in merging.update_order(
+        [merging.coefficients(dict(zip(plans[i][0], plans[i][1])))[0] for i in mixed])]
 rows, start, scored_tokens = {}, time.perf_counter(), 0
 for n, i in enumerate(saved + mixed, 1):
     entry, plan = entries[i], plans[i]
     try:
         if plan is None:
-            merge.merge_into(lm, entry["dirs"])
+            merging.merge_into(lm, entry["dirs"])
         elif pool:
             pool.build(*plan)
         else:
-            merge.merge_into(lm, *plan)
-    except merge.MergeError as e:
+            merging.merge_into(lm, *plan)
+    except merging.MergeError as e:
         fail(str(e))
     rows[i] = []
     for name, eval_set in sets.items():
@@ -89,7 +87,7 @@ for n, i in enumerate(saved + mixed, 1):
                         "eval_set": name, **score})
     elapsed = time.perf_counter() - start
     print(f"[{n}/{len(entries)}] {entry['model']}: " + ", ".join(f"{r['eval_set']} {r['ppl']:.3f}" for r in rows[i])
-          + f" ({scored_tokens / elapsed:.0f} tokens/s)", flush=True)
+          + f" ({scored_tokens / elapsed:.0f} tokens/s, {progress.eta(n, len(entries), elapsed)})", flush=True)
     faults.crash_point(f"evaluate:{args['out']}")
 if pool:
     print(f"running sum: {pool.updates} member updates for {len(mixed)} mixtures "

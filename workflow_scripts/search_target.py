@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from shardmix import calibration as shardmix_calibration
-from shardmix import merge, naming, perplexity, search
+from shardmix import merging, naming, perplexity, search
 from shardmix import model as models
 from shardmix.jobs import fail, job_args, job_device, write_json
 
@@ -29,21 +29,21 @@ try:
 except search.SearchError as e:
     fail(str(e))
 start = time.perf_counter()
-resident = search.pool_bytes(args["shard_dirs"]) <= settings["max_resident_mb"] * 2**20
+resident = search.stacked_bytes(args["shard_dirs"]) <= settings["max_resident_mb"] * 2**20
 print(f"target {args['name']}: {json.dumps(args['target'])}; calibrated on {sorted(calibration) or 'no set'}; "
       f"{'gradient search, shard models resident' if resident else 'sampling search, streamed merges'}", flush=True)
 if resident:
-    pool = search.ResidentPool(args["shard_dirs"], method, args["seed_dir"], device)
-    weights = search.gradient_search(lm, pool, sets, objective, settings["steps"], settings["lr"],
+    stacked = search.StackedShards(args["shard_dirs"], method, args["seed_dir"], device)
+    weights = search.gradient_search(lm, stacked, sets, objective, settings["steps"], settings["lr"],
                                      settings["windows_per_step"], settings["seed"], device, limit)
-    del pool
+    del stacked
 else:
     weights = search.sampling_search(lm, args["shard_dirs"], args["shards"], method, args["seed_dir"], ids, context,
                                      objective, settings["samples"], settings["seed"], device, limit)
 mixture = search.pick(weights, args["shards"], settings["min_weight"], limit)
 final = naming.weights(mixture)
 # the pick as it will be trained: small weights dropped, the rest in thousandths
-merge.merge_into(lm, [args["shard_dirs"][args["shards"].index(s)] for s in final], list(final.values()), method,
+merging.merge_into(lm, [args["shard_dirs"][args["shards"].index(s)] for s in final], list(final.values()), method,
                  args["seed_dir"])
 nll = search.exact_nll(lm, ids, args["target"], context, device)
 n_eff = naming.n_eff(mixture)

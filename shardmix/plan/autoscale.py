@@ -7,7 +7,7 @@ import csv
 import re
 
 from shardmix import naming
-from shardmix.naming import method_spec
+from shardmix import merging
 from shardmix.plan.errors import PlanError
 from shardmix.plan.jobs import EvalEntry, Merge, TrainingJob
 
@@ -126,7 +126,7 @@ class AutoScalePlan:
             units = unit_weights(quantities(multiples, int(scale)), domains, self.p.cfg["shard_training"]["tokens"])
             entries.append(EvalEntry(model=model, kind="merged", method="linear",
                                      dirs=[self.p.layout.shard_model(s) for s in units],
-                                     merge=Merge(weights=list(units.values()), method=method_spec("linear"), seed=None),
+                                     merge=Merge(weights=list(units.values()), method=merging.method("linear").spec(), seed=None),
                                      **columns(multiples)))
         return entries
 

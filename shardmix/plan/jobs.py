@@ -47,7 +47,7 @@ class TrainingJob:
 @dataclass(frozen=True)
 class Merge:
     weights: list
-    method: dict  # shardmix.naming.method_spec
+    method: dict  # a merge method's spec (shardmix.merging.Method.spec)
     seed: str | None  # the seed's folder, for methods that merge deltas from it
 
 

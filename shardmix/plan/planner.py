@@ -20,7 +20,7 @@ from shardmix import checksums, naming
 from shardmix import config as shardmix_config
 from shardmix import corpus as shardmix_corpus
 from shardmix import jobs as shardmix_jobs
-from shardmix.naming import method_spec
+from shardmix import merging
 from shardmix.plan.errors import DamagedRecord, PlanError
 from shardmix.plan.jobs import TrainingJob, args
 from shardmix.plan.layout import DEMO_CORPUS, Layout
@@ -50,7 +50,7 @@ class Planner:
         self.configfiles = [str(f) for f in configfiles]
         self.layout = layout = Layout(cfg["results"])
         self.sources = {s["name"]: s for s in cfg["sources"]}
-        self.methods = [method_spec(m) for m in cfg["mixtures"]["methods"]]
+        self.methods = [merging.method(m).spec() for m in cfg["mixtures"]["methods"]]
         self.gpu = cfg["runtime"]["gpus_per_job"]
         self._parts = {}
         self.rebuild = set()  # existing outputs the run must make again (checksums, job records)

@@ -10,7 +10,7 @@ from functools import cached_property
 
 from shardmix import mixtures as shardmix_mixtures
 from shardmix import naming
-from shardmix.naming import needs_seed
+from shardmix import merging
 from shardmix.plan.errors import PlanError
 from shardmix.plan.jobs import EvalEntry, Merge, Raw
 
@@ -157,7 +157,7 @@ class ShardView:
             return EvalEntry(dirs=[p.layout.fixed_model(mixture, total)], **columns)
         weights = naming.weights(mixture)
         return EvalEntry(dirs=[p.layout.shard_model(s) for s in weights], method=method["label"], merge=Merge(
-            weights=list(weights.values()), method=method, seed=p.seed_model if needs_seed(method) else None),
+            weights=list(weights.values()), method=method, seed=p.seed_model if merging.method(method).needs_seed else None),
             **columns)
 
     def merged_entries(self, mixture: str) -> list:

@@ -1,4 +1,4 @@
-"""A resident shard pool: the shard models of an evaluation batch held in memory (on the
+"""The resident builder: a shard pool: the shard models of an evaluation batch held in memory (on the
 evaluation device), and each mixture built from them by updating a running weighted sum.
 
 Consecutive mixtures of a batch share most members, so moving from one to the next adds or
@@ -14,12 +14,14 @@ from pathlib import Path
 
 import torch
 
-from shardmix import merge
+from shardmix.merging.method import method as merge_method
+from shardmix.merging.reader import Reader, stored_bytes
+from shardmix.merging.streamed import check_compatible
 
 
 def resident_bytes(dirs: list, model: torch.nn.Module) -> int:
     """Memory the pool needs: every checkpoint as stored, plus the float64 running sum."""
-    return merge.stored_bytes(dirs) + 8 * sum(p.numel() for p in model.state_dict().values())
+    return stored_bytes(dirs) + 8 * sum(p.numel() for p in model.state_dict().values())
 
 
 def coefficients(weights: dict) -> tuple[dict, float]:
@@ -48,13 +50,13 @@ def update_order(mixtures: list[dict]) -> list[int]:
     return order
 
 
-class ShardPool:
+class ResidentPool:
     """Checkpoints held in memory by directory; `build` loads a mixture of them into a model."""
 
     def __init__(self, model: torch.nn.Module, dirs: list, device: torch.device):
-        readers = [merge._Reader(d) for d in dirs]
+        readers = [Reader(d) for d in dirs]
         try:
-            self.target = merge.check_compatible(model, readers)
+            self.target = check_compatible(model, readers)
             self.tensors = {str(r.model_dir): {name: r.get(name).to(device) for name in r.tensors} for r in readers}
         finally:
             for r in readers:
@@ -75,21 +77,21 @@ class ShardPool:
                     self.updates += 1
         self.current = {d: c for d, c in coefs.items() if c}
 
-    def build(self, dirs: list, weights: list[float], method: dict, seed_dir=None) -> None:
-        """Load the merge of `dirs` (weights, method as merge.merge_into) into the model."""
+    def build(self, dirs: list, weights: list[float], method, seed_dir=None) -> None:
+        """Load the merge of `dirs` (weights, method as streamed.merge_into) into the model."""
+        method = merge_method(method)
         keys = [str(Path(d)) for d in dirs]
-        seed = self.tensors[str(Path(seed_dir))] if merge.needs_seed(method) else None
+        seed = self.tensors[str(Path(seed_dir))] if method.needs_seed else None
+        affine = method.affine()
         with torch.no_grad():
-            if method["name"] not in merge.AFFINE:
-                combine = merge.METHODS[method["name"]]
+            if affine is None:
                 for name in self.names:
                     members = (self.tensors[k][name] for k in keys)
-                    self.target[name].copy_(combine(weights, members, seed[name] if seed else None,
-                                                    **method["params"]))
+                    self.target[name].copy_(method.combine(weights, members, seed[name] if seed else None))
                 return
             coefs, scale = coefficients(dict(zip(keys, weights)))
             self._move_to(coefs)
-            a, b = merge.AFFINE[method["name"]](**method["params"])
+            a, b = affine
             for name in self.names:
                 target = self.target[name]
                 if target.dtype == torch.float32:  # in place: no temporary of the model's size

@@ -1,8 +1,4 @@
-"""Merging models by named methods (weighted average, task arithmetic), streamed one tensor at a time.
-
-Memory stays at one target model plus one tensor per input model, whatever the
-number of models merged: tensors are read one by one from the safetensors files.
-"""
+"""Reading safetensors checkpoints one tensor at a time, each file's header checked first."""
 
 from __future__ import annotations
 
@@ -14,7 +10,6 @@ from pathlib import Path
 import torch
 
 from shardmix import checksums
-from shardmix.naming import method_spec, needs_seed
 
 
 class MergeError(ValueError):
@@ -77,7 +72,7 @@ def stored_bytes(model_dirs: list) -> int:
     return sum(f.stat().st_size for d in model_dirs for f in checkpoint_files(d))
 
 
-class _Reader:
+class Reader:
     """Reads one tensor at a time with plain file reads. Memory-mapping the files instead
     would leave every page read so far mapped, so k models would sit in memory after all."""
 
@@ -107,78 +102,8 @@ class _Reader:
         for handle in self._handles:
             handle.close()
 
+    def __enter__(self):
+        return self
 
-def linear(weights, members, seed=None):
-    """Weighted average of the members' tensors: sum_i w_i * theta_i (weights sum to 1)."""
-    acc = None
-    for w, t in zip(weights, members):
-        term = w * t.to(torch.float32)
-        acc = term if acc is None else acc + term
-    return acc
-
-
-def task_arithmetic(weights, members, seed, lam: float):
-    """Seed plus lam times the weighted sum of the members' deltas from the seed
-    (Ilharco et al. 2023); lam = 1 is `linear`, lam > 1 undoes the averaging's dilution."""
-    seed = seed.to(torch.float32)
-    return seed + lam * (linear(weights, members) - seed)
-
-
-METHODS = {"linear": linear, "task_arithmetic": task_arithmetic}
-# methods of the form a * (weighted average of the members) + b * seed, as (a, b) from the
-# method's params: a resident pool builds them from a running sum (shardmix.pool)
-AFFINE = {"linear": lambda: (1.0, 0.0), "task_arithmetic": lambda lam: (lam, 1.0 - lam)}
-
-
-def merge_into(model: torch.nn.Module, model_dirs: list, weights: list[float] | None = None,
-               method: dict | None = None, seed_dir=None) -> torch.nn.Module:
-    """Load the merge of the checkpoints in `model_dirs` into `model`, in place, one tensor at a
-    time. `weights` default to uniform; `method` (method_spec) to linear; methods relative to
-    the seed need `seed_dir`."""
-    if not model_dirs:
-        raise MergeError("nothing to merge")
-    weights = weights or [1 / len(model_dirs)] * len(model_dirs)
-    if len(weights) != len(model_dirs):
-        raise MergeError(f"{len(weights)} weights for {len(model_dirs)} models")
-    method = method or method_spec("linear")
-    if needs_seed(method) and seed_dir is None:
-        raise MergeError(f"merge method {method['label']} needs the seed model")
-    readers = [_Reader(d) for d in model_dirs]
-    seed = _Reader(seed_dir) if needs_seed(method) else None
-    try:
-        _merge(model, readers, weights, method, seed)
-    finally:
-        for r in readers + ([seed] if seed else []):
-            r.close()
-    return model
-
-
-def check_compatible(model: torch.nn.Module, readers: list[_Reader]) -> dict:
-    """The model's state dict, once every reader holds the same tensors, all of them the model's
-    and of its shapes (read from the headers, before any tensor data)."""
-    names = set(readers[0].tensors)
-    for r in readers[1:]:
-        if set(r.tensors) != names:
-            diff = sorted(names ^ set(r.tensors))[:3]
-            raise MergeError(f"{r.model_dir} and {readers[0].model_dir} hold different tensors "
-                             f"(e.g. {', '.join(diff)}); only models of one architecture can be merged")
-    target = model.state_dict()
-    unknown = sorted(names - set(target))
-    if unknown:
-        raise MergeError(f"{readers[0].model_dir}: tensor {unknown[0]} is not part of the evaluation model")
-    for r in readers:
-        for name, info in r.tensors.items():
-            if tuple(info[1]["shape"]) != tuple(target[name].shape):
-                raise MergeError(f"{r.model_dir}: tensor {name} has shape {tuple(info[1]['shape'])}, expected "
-                                 f"{tuple(target[name].shape)}; models of different shapes cannot be merged")
-    return target
-
-
-def _merge(model: torch.nn.Module, readers: list[_Reader], weights: list[float], method: dict,
-           seed: _Reader | None) -> None:
-    target = check_compatible(model, readers + ([seed] if seed else []))
-    combine = METHODS[method["name"]]
-    with torch.no_grad():
-        for name in sorted(readers[0].tensors):
-            members = (r.get(name) for r in readers)  # one member tensor in memory at a time
-            target[name].copy_(combine(weights, members, seed.get(name) if seed else None, **method["params"]))
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,31 @@
+"""Rule summary: the run's answers first (shardmix.summary), each best mixture as a mergekit config."""
+import os
+
+import pandas as pd
+
+from shardmix import atomic, naming, summary
+from shardmix.merging import mergekit
+from shardmix.jobs import job_args
+
+args = job_args()
+table = summary.read_scores(args["scores"])
+optional = {k: pd.read_csv(args[k]) if args.get(k) else None for k in ("agreement", "best_mixtures", "search_validation")}
+optional["predictions"] = summary.rank_one(args["predictions"]) if args.get("predictions") else None
+rows = summary.eval_set_rows(table, optional["predictions"], optional["agreement"], args["merged_proxy"])
+if optional["best_mixtures"] is not None:
+    rows += summary.target_rows(optional["best_mixtures"], optional["search_validation"])
+frame = summary.table(rows)
+
+os.makedirs(args["mergekit"], exist_ok=True)
+paths = []
+for r in frame.itertuples():
+    paths.append(f"{args['mergekit']}/{r.kind.replace(' ', '_')}-{naming.safe_name(r.answer_for)}.yaml")
+    mergekit.write(paths[-1], r.best_mixture, {s: args["shard_model"].format(shard=s) for s in naming.members(r.best_mixture)})
+frame["mergekit"] = paths
+
+with atomic.file(args["csv"]) as tmp:
+    frame.to_csv(tmp, index=False, float_format="%.4f")
+atomic.write_text(args["html"], summary.page(frame))
+with open(args["description"]) as f:
+    atomic.write_text(args["landing"], summary.landing(frame, f.read()), seal=False)
+print(frame.drop(columns=["trust_note", "mergekit"]).to_string(index=False))
