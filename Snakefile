@@ -24,7 +24,7 @@ include: "rules/search.smk"
 
 
 # the report opens on the run's answers once rule summary has written them
-report: f"{R}/summary.rst" if os.path.exists(f"{R}/summary.rst") else "report/workflow.rst"
+report: f"{RESULTS}/summary.rst" if os.path.exists(f"{RESULTS}/summary.rst") else "report/workflow.rst"
 
 
 if CFG["selection"]:

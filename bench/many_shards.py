@@ -109,7 +109,7 @@ def fixed_cost(work: Path, warm_start: bool) -> float:
     from shardmix import warm
     from shardmix.plan import Planner
 
-    cfg = shardmix_config.validate(yaml.safe_load((work / "config.yaml").read_text()))
+    cfg = shardmix_config.check(yaml.safe_load((work / "config.yaml").read_text()))
     cfg["evaluation"].update(max_tokens=64, min_tokens=2)
     here = os.getcwd()
     os.chdir(work)  # the planner reads the run's folder where Snakemake would: the working directory

@@ -30,7 +30,7 @@ CANDIDATES = ["0.001:4", "0.0005:4", "0.0003:4", "0.0005:16"]
 
 def main(config_path: str, candidates: list[str]) -> None:
     with open(config_path) as f:
-        cfg = shardmix_config.validate(yaml.safe_load(f), source=config_path)
+        cfg = shardmix_config.check(yaml.safe_load(f), source=config_path)
     plan = Planner(cfg, [config_path])
     torch.set_num_threads(2)
     device = torch.device("cpu")

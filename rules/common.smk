@@ -14,13 +14,13 @@ from shardmix.plan.layout import DEMO_CORPUS
 
 
 try:
-    CFG = shardmix_config.validate(config, source=", ".join(map(str, workflow.configfiles)) or "config")
+    CFG = shardmix_config.check(config, source=", ".join(map(str, workflow.configfiles)) or "config")
 except shardmix_config.ConfigError as e:
     raise WorkflowError(f"invalid config: {e}")
 
 PLAN = Planner(CFG, workflow.configfiles, sys.argv)
 L = PLAN.layout  # every artifact of this run; two configs with different folders never share one
-R = L.results
+RESULTS = L.results
 GPU = PLAN.gpu
 
 # Scripts import the package from the repository, wherever the job runs, with the Python that
@@ -95,33 +95,33 @@ def force_rebuilds():
         workflow.dag.forcefiles.update(PLAN.rebuilds())
 
 
-VALIDATION_OUTPUTS = [f"{R}/validation/{name}" for name in
+VALIDATION_OUTPUTS = [f"{RESULTS}/validation/{name}" for name in
                       ("agreement.csv", "warnings.txt", "regression.csv", "pairs.csv", "agreement.html", "scatter.png", "cost.png",
-                       "calibration.csv")] + [f"{R}/predictions.csv"]
+                       "calibration.csv")] + [f"{RESULTS}/predictions.csv"]
 
 
 def final_outputs(wildcards):
     shards()
     PLAN.warn_removed()
     force_rebuilds()
-    outputs = [f"{R}/scores.parquet", f"{R}/plots/heatmap.png", f"{R}/plots/ranking.png",
-               f"{L.corpus}/shards.csv", L.eval_groups_record, f"{R}/summary.csv", f"{R}/summary.html"]
+    outputs = [f"{RESULTS}/scores.parquet", f"{RESULTS}/plots/heatmap.png", f"{RESULTS}/plots/ranking.png",
+               f"{L.corpus}/shards.csv", L.eval_groups_record, f"{RESULTS}/summary.csv", f"{RESULTS}/summary.html"]
     if PLAN.scores_csv_wanted():
-        outputs += [f"{R}/scores.csv", f"{R}/scores.html"]
+        outputs += [f"{RESULTS}/scores.csv", f"{RESULTS}/scores.html"]
     if CFG["validation"]["random"]:
         outputs.append(L.validation_sample)
     if CFG["model"]["source"] == "pretrain":
-        outputs.append(f"{R}/validation/seed_overlap.csv")
+        outputs.append(f"{RESULTS}/validation/seed_overlap.csv")
     if PLAN.validated_mixtures():
         outputs += VALIDATION_OUTPUTS
     if CFG["selection"]:
         outputs += [f"{L.selection}/summary.csv"] + [f"{L.selection}/{t['name']}.png"
                                                      for t in CFG["selection"]["targets"]]
     if CFG["autoscale"]:
-        outputs += ASC.outputs()
+        outputs += AUTOSCALE.outputs()
         if CFG["autoscale"]["check"]:
             checkpoints.autoscale_fit.get()  # the projected weights decide what the check trains
-            outputs.append(f"{ASC.folder}/check.csv")
+            outputs.append(f"{AUTOSCALE.folder}/check.csv")
     if CFG["search"]["targets"]:
         outputs += [f"{L.search}/best_mixtures.csv", f"{L.search}/weights.png"]
         if CFG["validation"]["search"]:

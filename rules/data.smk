@@ -9,7 +9,7 @@ def source_input(name):
 
 
 
-rule demo_corpus:
+rule build_demo_corpus:
     output:
         corpus=f"{DEMO_CORPUS}/corpus.jsonl.gz",
         poems=f"{DEMO_CORPUS}/eval/shakespeare_poems.jsonl",
@@ -18,7 +18,7 @@ rule demo_corpus:
         args=args(sources=CFG["demo_sources"], corpus=f"{DEMO_CORPUS}/corpus.jsonl.gz",
                   eval_dir=f"{DEMO_CORPUS}/eval"),
     log:
-        f"{L.logs}/demo_corpus.log",
+        f"{L.logs}/build_demo_corpus.log",
     shell:
         f"{script('build_demo_corpus')} {{params.args:q}} > {{log}} 2>&1"
 

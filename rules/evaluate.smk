@@ -21,7 +21,7 @@ rule evaluate_batch:
     threads: CFG["runtime"]["eval_threads"]
     resources:
         gpu=GPU,
-        mem_mb=2000 + CFG["evaluation"]["resident_mb"],
+        mem_mb=2000 + CFG["runtime"]["resident_mb"],
         runtime=60,
     log:
         f"{L.logs}/evaluate/{{group}}/{{batch}}.log",

@@ -11,12 +11,12 @@ rule collect_scores:
     input:
         score_files,
     output:
-        csv=report(f"{R}/scores.csv", caption="../report/scores.rst", category="1. Scores"),
-        html=report(f"{R}/scores.html", caption="../report/scores_html.rst", category="1. Scores"),
+        csv=report(f"{RESULTS}/scores.csv", caption="../report/scores.rst", category="1. Scores"),
+        html=report(f"{RESULTS}/scores.html", caption="../report/scores_html.rst", category="1. Scores"),
     params:
         # names, not paths: the path list of a large run would overflow one command-line argument
         args=lambda wc: args(scores_dir=L.scores, groups=list(PLAN.eval_groups()),
-                             batches=list(PLAN.batches()), out=f"{R}/scores.csv", html=f"{R}/scores.html",
+                             batches=list(PLAN.batches()), out=f"{RESULTS}/scores.csv", html=f"{RESULTS}/scores.html",
                              shard_tokens=CFG["shard_training"]["tokens"]),
     log:
         f"{L.logs}/collect_scores.log",
@@ -30,10 +30,10 @@ rule scores_parquet:
     input:
         score_files,
     output:
-        f"{R}/scores.parquet",
+        f"{RESULTS}/scores.parquet",
     params:
         args=lambda wc: args(scores_dir=L.scores, groups=list(PLAN.eval_groups()),
-                             batches=list(PLAN.batches()), out=f"{R}/scores.parquet",
+                             batches=list(PLAN.batches()), out=f"{RESULTS}/scores.parquet",
                              shard_tokens=CFG["shard_training"]["tokens"]),
     log:
         f"{L.logs}/scores_parquet.log",
@@ -47,11 +47,11 @@ rule plot_scores:
     input:
         lambda wc: PLAN.scores_table(),
     output:
-        heatmap=report(f"{R}/plots/heatmap.png", caption="../report/heatmap.rst", category="1. Scores"),
-        ranking=report(f"{R}/plots/ranking.png", caption="../report/ranking.rst", category="1. Scores"),
+        heatmap=report(f"{RESULTS}/plots/heatmap.png", caption="../report/heatmap.rst", category="1. Scores"),
+        ranking=report(f"{RESULTS}/plots/ranking.png", caption="../report/ranking.rst", category="1. Scores"),
     params:
-        args=lambda wc: args(scores=PLAN.scores_table(), heatmap=f"{R}/plots/heatmap.png",
-                             ranking=f"{R}/plots/ranking.png"),
+        args=lambda wc: args(scores=PLAN.scores_table(), heatmap=f"{RESULTS}/plots/heatmap.png",
+                             ranking=f"{RESULTS}/plots/ranking.png"),
     log:
         f"{L.logs}/plot_scores.log",
     benchmark:
@@ -63,7 +63,7 @@ rule plot_scores:
 def summary_inputs(wildcards):
     inputs = {"scores": PLAN.scores_table(), "description": os.path.relpath(f"{workflow.basedir}/report/workflow.rst")}
     if PLAN.validated_mixtures():
-        inputs.update(predictions=f"{R}/predictions.csv", agreement=f"{R}/validation/agreement.csv")
+        inputs.update(predictions=f"{RESULTS}/predictions.csv", agreement=f"{RESULTS}/validation/agreement.csv")
     if CFG["search"]["targets"]:
         inputs["best_mixtures"] = f"{L.search}/best_mixtures.csv"
         if CFG["validation"]["search"]:
@@ -76,10 +76,10 @@ rule summary:
     input:
         unpack(summary_inputs),
     output:
-        csv=report(f"{R}/summary.csv", caption="../report/summary.rst", category="0. Answers"),
-        html=report(f"{R}/summary.html", caption="../report/summary_html.rst", category="0. Answers"),
-        landing=f"{R}/summary.rst",
-        mergekit=directory(f"{R}/mergekit"),
+        csv=report(f"{RESULTS}/summary.csv", caption="../report/summary.rst", category="0. Answers"),
+        html=report(f"{RESULTS}/summary.html", caption="../report/summary_html.rst", category="0. Answers"),
+        landing=f"{RESULTS}/summary.rst",
+        mergekit=directory(f"{RESULTS}/mergekit"),
     params:
         args=lambda wc, input, output: args(**dict(input.items()), merged_proxy=f"merged:{PLAN.methods[0]['label']}",
                                             shard_model=L.shard_model("{shard}"), csv=output.csv, html=output.html,

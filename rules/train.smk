@@ -4,7 +4,7 @@
 
 if CFG["model"]["source"] == "pretrain":
 
-    rule seed_model:
+    rule train_seed:
         input:
             foundation=L.foundation_record,
             manifests=[L.manifest(s) for s in PLAN.foundation],
@@ -20,7 +20,7 @@ if CFG["model"]["source"] == "pretrain":
             mem_mb=8000,
             runtime=240,
         log:
-            f"{L.logs}/seed_model.log",
+            f"{L.logs}/train_seed.log",
         shell:
             f"{script('train_seed')} {{params.args:q}} {{threads}} {{params.how:q}} > {{log}} 2>&1"
 
@@ -30,7 +30,7 @@ elif PLAN.pretrained["convert"]:
         output:
             directory(PLAN.seed_model),
         params:
-            args=args(model=CFG["model"]["path"], tokenizer=shardmix_config.tokenizer_dir(CFG, R), out=PLAN.seed_model),
+            args=args(model=CFG["model"]["path"], tokenizer=shardmix_config.tokenizer_dir(CFG, RESULTS), out=PLAN.seed_model),
         resources:
             mem_mb=16000,
             runtime=60,

@@ -70,37 +70,37 @@ rule token_nll:
         f"{script('token_nll')} {{params.args:q}} {{threads}} > {{log}} 2>&1"
 
 
-rule agreement:
+rule validate_proxy:
     input:
         scores=lambda wc: PLAN.scores_table(),
         ensemble=lambda wc: PLAN.token_nll_files(),
     output:
-        agreement=report(f"{R}/validation/agreement.csv", caption="../report/agreement.rst",
+        agreement=report(f"{RESULTS}/validation/agreement.csv", caption="../report/agreement.rst",
                          category="2. Validation"),
-        warnings=report(f"{R}/validation/warnings.txt", caption="../report/warnings.rst",
+        warnings=report(f"{RESULTS}/validation/warnings.txt", caption="../report/warnings.rst",
                         category="0. Answers"),
-        regression=report(f"{R}/validation/regression.csv", caption="../report/regression.rst",
+        regression=report(f"{RESULTS}/validation/regression.csv", caption="../report/regression.rst",
                           category="2. Validation"),
-        pairs=report(f"{R}/validation/pairs.csv", caption="../report/pairs.rst", category="2. Validation"),
-        html=report(f"{R}/validation/agreement.html", caption="../report/agreement_html.rst",
+        pairs=report(f"{RESULTS}/validation/pairs.csv", caption="../report/pairs.rst", category="2. Validation"),
+        html=report(f"{RESULTS}/validation/agreement.html", caption="../report/agreement_html.rst",
                     category="2. Validation"),
-        scatter=report(f"{R}/validation/scatter.png", caption="../report/scatter.rst", category="2. Validation"),
-        cost=report(f"{R}/validation/cost.png", caption="../report/cost.rst", category="2. Validation"),
-        calibration=report(f"{R}/validation/calibration.csv", caption="../report/calibration.rst",
+        scatter=report(f"{RESULTS}/validation/scatter.png", caption="../report/scatter.rst", category="2. Validation"),
+        cost=report(f"{RESULTS}/validation/cost.png", caption="../report/cost.rst", category="2. Validation"),
+        calibration=report(f"{RESULTS}/validation/calibration.csv", caption="../report/calibration.rst",
                            category="2. Validation"),
-        predictions=report(f"{R}/predictions.csv", caption="../report/predictions.rst", category="2. Validation"),
+        predictions=report(f"{RESULTS}/predictions.csv", caption="../report/predictions.rst", category="2. Validation"),
     params:
         args=lambda wc: args(
             scores=PLAN.scores_table(), shards=list(PLAN.shard_sources()), mixtures=CFG["mixtures"],
             tokens_per_shard=CFG["shard_training"]["tokens"],
-            agreement=f"{R}/validation/agreement.csv", warnings=f"{R}/validation/warnings.txt",
-            regression=f"{R}/validation/regression.csv", pairs=f"{R}/validation/pairs.csv", fixed_budget=CFG["validation"]["fixed_budget"],
+            agreement=f"{RESULTS}/validation/agreement.csv", warnings=f"{RESULTS}/validation/warnings.txt",
+            regression=f"{RESULTS}/validation/regression.csv", pairs=f"{RESULTS}/validation/pairs.csv", fixed_budget=CFG["validation"]["fixed_budget"],
             ensemble_dir=L.ensemble, groups=PLAN.eval_groups(), seed_dir=PLAN.seed_model,
-            html=f"{R}/validation/agreement.html", scatter=f"{R}/validation/scatter.png",
-            cost=f"{R}/validation/cost.png", calibration=f"{R}/validation/calibration.csv",
-            predictions=f"{R}/predictions.csv", methods=[m["label"] for m in PLAN.methods]),
+            html=f"{RESULTS}/validation/agreement.html", scatter=f"{RESULTS}/validation/scatter.png",
+            cost=f"{RESULTS}/validation/cost.png", calibration=f"{RESULTS}/validation/calibration.csv",
+            predictions=f"{RESULTS}/predictions.csv", methods=[m["label"] for m in PLAN.methods]),
     log:
-        f"{L.logs}/agreement.log",
+        f"{L.logs}/validate_proxy.log",
     shell:
         f"{script('validate_proxy')} {{params.args:q}} > {{log}} 2>&1"
 
@@ -124,7 +124,7 @@ rule seed_overlap:
         eval_sets=lambda wc: PLAN.eval_set_inputs(PLAN.eval_sets()),
         units=lambda wc: [L.selection_units] if CFG["selection"] else [],
     output:
-        report(f"{R}/validation/seed_overlap.csv", caption="../report/seed_overlap.rst", category="2. Validation"),
+        report(f"{RESULTS}/validation/seed_overlap.csv", caption="../report/seed_overlap.rst", category="2. Validation"),
     params:
         args=lambda wc: args(**PLAN.seed_overlap_args()),
     resources:

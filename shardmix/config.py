@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import sys
 import difflib
 from pathlib import Path
 
@@ -104,20 +105,52 @@ def _describe(error: jsonschema.ValidationError, schema: dict, source: str) -> s
 
 
 def fill_defaults(config: dict) -> dict:
-    """A copy of a validated config with the defaults of settings added since it was validated."""
+    """A copy of a checked config with the defaults of settings added since it was checked (and
+    run-only keys moved to runtime since, moved there)."""
     schema = load_schema()
     cfg = copy.deepcopy(config)
+    _move_run_only_keys(cfg, source=None)
     _fill_defaults(cfg, schema, schema)
     return cfg
 
 
-def validate(config: dict, source: str = "config.yaml") -> dict:
-    """Return a validated copy of `config` with every default filled in.
+# run-only keys that used to sit in result sections: (old section, key) -> the runtime key now
+MOVED_TO_RUNTIME = {(section, key): key for section in ("seed_training", "shard_training")
+                    for key in ("log_every", "checkpoint_every", "checkpoint_minutes", "micro_batch_size")}
+MOVED_TO_RUNTIME[("evaluation", "resident_mb")] = "resident_mb"
+
+
+def _move_run_only_keys(cfg: dict, source: str | None) -> None:
+    """Old configs keep working: a run-only key found in its former section moves to `runtime`,
+    with a message naming `source` (none for a run record; where both name a value, runtime's wins)."""
+    for (section, key), new in MOVED_TO_RUNTIME.items():
+        part = cfg.get(section)
+        if not isinstance(part, dict) or key not in part:
+            continue
+        value = part.pop(key)
+        runtime = cfg.setdefault("runtime", {})
+        if not isinstance(runtime, dict):
+            continue
+        if new in runtime and runtime[new] != value:
+            if source is not None:
+                    print(f"{source}: key '{section}.{key}' is deprecated and ignored: 'runtime.{new}' is set too",
+                      file=sys.stderr)
+            continue
+        runtime[new] = value
+        if source is not None:
+            print(f"{source}: key '{section}.{key}' is deprecated: write it as 'runtime.{new}' (it is read as that)",
+                  file=sys.stderr)
+
+
+def check(config: dict, source: str = "config.yaml") -> dict:
+    """Return a checked copy of `config` with every default filled in.
 
     Raises ConfigError naming the config file and the offending key.
     """
     schema = load_schema()
-    cfg = _coerce(copy.deepcopy(dict(config)), schema, schema)
+    cfg = copy.deepcopy(dict(config))
+    _move_run_only_keys(cfg, source)
+    cfg = _coerce(cfg, schema, schema)
     if isinstance(cfg.get("model"), dict) and cfg["model"].get("source") == "pretrained" \
             and isinstance(cfg.get("sharding", {}), dict):
         # nothing trains a seed: no text set aside for one unless asked
@@ -268,4 +301,4 @@ if __name__ == "__main__":  # `python -m shardmix.config results my.yaml`: the c
     if len(sys.argv) != 3 or sys.argv[1] != "results":
         sys.exit("usage: python -m shardmix.config results <config.yaml>")
     with open(sys.argv[2]) as f:
-        print(validate(yaml.safe_load(f) or {}, source=sys.argv[2])["results"])
+        print(check(yaml.safe_load(f) or {}, source=sys.argv[2])["results"])

@@ -122,7 +122,7 @@ def check_pretrained(path: str | Path, tokenizer_path: str | Path) -> dict:
 
 def checkpoint_dtype(path: str | Path) -> torch.dtype:
     """The floating-point dtype a checkpoint's weights are stored in (read from its safetensors header)."""
-    from shardmix.merge import DTYPES, checkpoint_files, read_header
+    from shardmix.merging.reader import DTYPES, checkpoint_files, read_header
 
     for file in checkpoint_files(Path(path)):
         header, _ = read_header(file)

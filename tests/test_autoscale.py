@@ -114,7 +114,7 @@ def test_autoscale_added_to_a_finished_run(autoscaled):
     # real DDO trains 1 + 2K runs per small scale, the check one per weighting; the proxy nothing
     assert jobs.get("autoscale_train") == 2 * (1 + 2 * k)
     assert jobs.get("autoscale_check_train") == 4
-    assert not {"train_shard", "seed_model", "train_full", "evaluate_batch"} & set(jobs)
+    assert not {"train_shard", "train_seed", "train_full", "evaluate_batch"} & set(jobs)
     out = work / "results" / "autoscale"
     weights = pd.read_csv(out / "weights.csv")
     assert list(weights.columns) == ["method", "scale_tokens", "domain", "weight"]
@@ -165,13 +165,13 @@ def test_a_second_study_in_its_own_folder_shares_the_shard_models_and_leaves_the
     write_config(copy, config)
     jobs = planned_jobs(snakemake(copy, "-n"))  # up to the fit, a checkpoint: its check follows it
     assert jobs.get("autoscale_train") == 2 * (1 + 2 * len(DOMAINS)) and jobs.get("autoscale_fit") == 1
-    assert not {"train_shard", "seed_model", "split_source", "evaluate_batch"} & set(jobs)
+    assert not {"train_shard", "train_seed", "split_source", "evaluate_batch"} & set(jobs)
     out = snakemake(copy, "-n", "--printshellcmds").stdout
     assert "results/study_http/models/4096/uniform" in out and "results/autoscale/models" not in out
 
 
 def test_bad_autoscale_settings_are_named_by_key(data_dir):
-    from shardmix.config import ConfigError, validate
+    from shardmix.config import ConfigError, check
 
     for change, key in (({"scales": [8192, 4096]}, "autoscale.scales"),
                         ({"factors": [3.0, 1.0]}, "autoscale.factors"),
@@ -180,7 +180,7 @@ def test_bad_autoscale_settings_are_named_by_key(data_dir):
         config = autoscale_config(data_dir)
         config["autoscale"].update(change)
         with pytest.raises(ConfigError, match=re.escape(key)):
-            validate(config)
+            check(config)
 
 
 def test_unknown_domain_or_target_stops_the_run_naming_both(tmp_path, pipeline, data_dir):

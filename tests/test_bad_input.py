@@ -38,13 +38,13 @@ def cfg(data_dir):
 def test_config_errors_name_the_file_and_key(cfg, mutate, expected):
     mutate(cfg)
     with pytest.raises(shardmix_config.ConfigError) as err:
-        shardmix_config.validate(cfg, source="my.yaml")
+        shardmix_config.check(cfg, source="my.yaml")
     assert str(err.value).startswith("my.yaml: ")
     assert expected in str(err.value)
 
 
 def test_valid_config_gets_defaults(cfg):
-    full = shardmix_config.validate(cfg)
+    full = shardmix_config.check(cfg)
     assert full["runtime"]["device"] == "auto"
     assert full["tokenizer"]["source"] == "train"
     assert full["shard_training"]["schedule"] == "constant"
@@ -214,18 +214,18 @@ def test_non_utf8_jsonl_names_the_file_and_line_or_decodes_with_encoding(tmp_pat
 def test_source_list_errors_name_the_key(cfg, mutate, expected):
     mutate(cfg)
     with pytest.raises(shardmix_config.ConfigError, match=re.escape(expected)):
-        shardmix_config.validate(cfg, source="my.yaml")
+        shardmix_config.check(cfg, source="my.yaml")
 
 
 def test_command_line_overrides_given_as_text_are_read_as_numbers(cfg):
     cfg["runtime"] = {"gpus_per_job": "0", "train_threads": "2", "device": "cpu"}
     cfg["evaluation"]["max_tokens"] = "null"
-    full = shardmix_config.validate(cfg)
+    full = shardmix_config.check(cfg)
     assert full["runtime"]["gpus_per_job"] == 0 and full["runtime"]["train_threads"] == 2
     assert full["evaluation"]["max_tokens"] is None
     cfg["runtime"]["gpus_per_job"] = "one"
     with pytest.raises(shardmix_config.ConfigError, match="'one' is not of type 'integer'"):
-        shardmix_config.validate(cfg)
+        shardmix_config.check(cfg)
 
 
 def _checkpoint(tmp_path, name, vocab_tok=None, **arch):
@@ -334,13 +334,13 @@ def test_a_pretrained_model_sets_no_seed_data_aside_unless_asked(cfg):
     cfg["model"] = {"source": "pretrained", "path": "/models/lm"}
     cfg["tokenizer"] = {"source": "pretrained"}
     cfg["sharding"].pop("seed_fraction")
-    assert shardmix_config.validate(cfg)["sources"][0]["sharding"]["seed_fraction"] == 0
+    assert shardmix_config.check(cfg)["sources"][0]["sharding"]["seed_fraction"] == 0
     cfg["sharding"]["seed_fraction"] = 0.2
-    assert shardmix_config.validate(cfg)["sources"][0]["sharding"]["seed_fraction"] == 0.2
+    assert shardmix_config.check(cfg)["sources"][0]["sharding"]["seed_fraction"] == 0.2
     cfg["model"] = {"hidden_size": 32, "layers": 1, "heads": 2, "ffn_size": 64, "context": 32}
     cfg["tokenizer"] = {"vocab_size": 512}
     cfg["sharding"].pop("seed_fraction")
-    assert shardmix_config.validate(cfg)["sources"][0]["sharding"]["seed_fraction"] == 0.5  # a seed to pretrain
+    assert shardmix_config.check(cfg)["sources"][0]["sharding"]["seed_fraction"] == 0.5  # a seed to pretrain
 
 
 def test_a_weighted_validation_sample_that_cannot_be_drawn_says_why():

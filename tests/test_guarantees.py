@@ -64,7 +64,7 @@ def _set(path):
 
 EVERY_SCORE, ALL_BUT_SEED = "every score", "every score but the seed's"
 SEARCHED = {"search_target": 2, "best_mixtures": 1}  # the tiny config's two search targets
-RESCORED = {"collect_scores": 1, "scores_parquet": 1, "plot_scores": 1, "agreement": 1, **SEARCHED}
+RESCORED = {"collect_scores": 1, "scores_parquet": 1, "plot_scores": 1, "validate_proxy": 1, **SEARCHED}
 ENSEMBLE = {"token_nll": 3}  # the ensemble's cache: the 3 shards of the trained mixtures, one eval-set group
 RETRAINED = {"train_shard": 3, "train_full": 4, "evaluate_batch": ALL_BUT_SEED, **ENSEMBLE, **RESCORED}
 VALIDATED = [["json", "email"], ["http", "json"], ["email", "http", "json"], {"json": 0.75, "http": 0.25}]
@@ -75,8 +75,8 @@ VALIDATED = [["json", "email"], ["http", "json"], ["email", "http", "json"], {"j
     (_set(("shard_training", "tokens", 1024)), {**RETRAINED, "shard_sizes": 1}),
     (_set(("evaluation", "max_tokens", 768)), {"evaluate_batch": EVERY_SCORE, "seed_overlap": 1, **ENSEMBLE,
                                                 **RESCORED}),
-    (_set(("model", "context", 16)), {**RETRAINED, "seed_model": 1, "evaluate_batch": EVERY_SCORE, "shard_sizes": 1}),
-    (_set(("seed_training", "lr", 0.004)), {**RETRAINED, "seed_model": 1, "evaluate_batch": EVERY_SCORE}),
+    (_set(("model", "context", 16)), {**RETRAINED, "train_seed": 1, "evaluate_batch": EVERY_SCORE, "shard_sizes": 1}),
+    (_set(("seed_training", "lr", 0.004)), {**RETRAINED, "train_seed": 1, "evaluate_batch": EVERY_SCORE}),
     # a checkpoint: what follows the split is planned once it has run
     (_set(("sharding", "heldout_fraction", 0.25)), {"split_source": 1}),
     # a new shard of the source: one training; its 3 batches on both eval-set groups (the old
@@ -85,8 +85,8 @@ VALIDATED = [["json", "email"], ["http", "json"], ["email", "http", "json"], {"j
      {"train_shard": 1, "evaluate_batch": 3 * 2 + 8, "shard_sizes": 1, "record_eval_groups": 1, "seed_overlap": 1,
       **ENSEMBLE, **RESCORED}),
     # the triple stays scored (it is validated); only the cost curve of the agreement changes
-    (_set(("mixtures", "max_size", 2)), {"agreement": 1, **SEARCHED}),
-    (_set(("mixtures", "explicit", [["email", "http", "json"]])), {"agreement": 1, **SEARCHED}),
+    (_set(("mixtures", "max_size", 2)), {"validate_proxy": 1, **SEARCHED}),
+    (_set(("mixtures", "explicit", [["email", "http", "json"]])), {"validate_proxy": 1, **SEARCHED}),
     (_set(("mixtures", "methods", ["linear"])), {"evaluate_batch": 4, **RESCORED}),
     (_set(("validation", "explicit", [m for m in VALIDATED if m != ["email", "http", "json"]])),
      {"evaluate_batch": 1, **RESCORED}),
@@ -96,8 +96,9 @@ VALIDATED = [["json", "email"], ["http", "json"], ["email", "http", "json"], {"j
     (_set(("runtime", "device", "cpu")), {}),
     (_set(("runtime", "gpus_per_job", 1)), {}),
     (_set(("runtime", "train_threads", 2)), {}),
-    (_set(("shard_training", "checkpoint_every", 3)), {}),
-    (_set(("shard_training", "log_every", 1)), {}),
+    (_set(("shard_training", "checkpoint_every", 3)), {}),  # its old place: moved to runtime, with a message
+    (_set(("runtime", "checkpoint_every", 3)), {}),
+    (_set(("runtime", "log_every", 1)), {}),
     (_set(("runtime", "warm_start", False)), {}),
     (_set(("evaluation", "scores_csv", "always")), {}),  # the tiny table is written as CSV anyway
 ])
@@ -134,7 +135,7 @@ def test_a_run_killed_while_training_saving_and_evaluating_finishes_like_an_unin
         pipeline, grown, tmp_path, data_dir):
     reference = grown[0]  # the same change, uninterrupted
     config = grown_config(data_dir)
-    config["shard_training"]["checkpoint_every"] = 2  # not a result: reruns nothing
+    config.setdefault("runtime", {})["checkpoint_every"] = 2  # not a result: reruns nothing
 
     work = _grown(pipeline, tmp_path, "killed")
     write_config(work, config)
@@ -190,7 +191,7 @@ def test_signals_stop_a_training_job_whole_and_its_rerun_resumes(pipeline, grown
 
     work = _grown(grown[0], tmp_path, "signalled")
     config = grown_config(data_dir)
-    config["shard_training"]["checkpoint_every"] = 0  # only the signal saves a state
+    config.setdefault("runtime", {})["checkpoint_every"] = 0  # only the signal saves a state
     write_config(work, config)
     model = f"results/models/shards/{ADDED_SHARD}"
     shutil.rmtree(work / model)  # trained again, signalled twice on the way
@@ -243,7 +244,7 @@ def test_own_config_file_inherits_nothing_from_the_demo(tmp_path, data_dir):
     own = tiny_config(data_dir)
     (tmp_path / "my.yaml").write_text(json.dumps(own))
     jobs = planned_jobs(snakemake(work, "--dry-run", "--configfile", str(tmp_path / "my.yaml")))
-    assert "demo_corpus" not in jobs and jobs["split_source"] == 1
+    assert "build_demo_corpus" not in jobs and jobs["split_source"] == 1
     empty = snakemake(work, "--report", "results/report.html", "--configfile", str(tmp_path / "my.yaml"), check=False)
     assert empty.returncode != 0 and "nothing to report" in empty.stdout + empty.stderr
     assert not (work / "results/report.html").exists()
@@ -264,10 +265,12 @@ def test_removing_a_scored_shard_says_what_is_scored_again(pipeline, tmp_path, d
 # jobs an upgrade reruns on purpose, because their result changed (README: upgrading)
 CHANGED_RESULTS = {
     "collect_scores": "scores.csv gained budget_tokens",
-    "agreement": "every proxy within groups of equal budget, with decision metrics and intervals",
+    "validate_proxy": "every proxy within groups of equal budget, with decision metrics and intervals",
     "search_target": "the search keeps to search.max_epochs at search.budget_tokens",
     "best_mixtures": "flags, budget and repetition of each pick",
 }
+# rules renamed since (a rule's name is no rerun trigger: the renamed rule's outputs stand)
+RENAMED = {"seed_model": "train_seed", "agreement": "validate_proxy", "demo_corpus": "build_demo_corpus"}
 
 
 def test_a_run_of_the_version_before_the_planner_package_keeps_its_parameters(pipeline, data_dir):
@@ -283,8 +286,9 @@ def test_a_run_of_the_version_before_the_planner_package_keeps_its_parameters(pi
     assert len(before) == 38
     kept = 0
     for output, recorded in before.items():
-        if recorded["rule"] not in CHANGED_RESULTS:  # (agreement_naive.csv is gone: agreement.csv holds it)
-            assert (now[output]["rule"], now[output]["params"]) == (recorded["rule"], recorded["params"]), output
+        rule = RENAMED.get(recorded["rule"], recorded["rule"])
+        if rule not in CHANGED_RESULTS:  # (agreement_naive.csv is gone: agreement.csv holds it)
+            assert (now[output]["rule"], now[output]["params"]) == (rule, recorded["params"]), output
             kept += 1
     assert kept == 38 - 2 - 7 - 2 - 2  # every training, split, scoring and record job
 

@@ -117,7 +117,7 @@ def test_fresh_clone_pointed_at_existing_results_retrains_nothing(pipeline, tmp_
 def test_adding_a_source_splits_only_it_and_trains_one_model_per_new_shard(grown, pipeline):
     work, jobs, changed = grown
     assert jobs["split_source"] == 1 and jobs["train_shard"] == 1, jobs
-    for rule in ("seed_model", "train_tokenizer", "record_foundation", "tokenize_eval_set", "train_full"):
+    for rule in ("train_seed", "train_tokenizer", "record_foundation", "tokenize_eval_set", "train_full"):
         assert rule not in jobs, rule
     # the new shard's batches (logging + 3 pairs + 3 triples, batch_size 3 -> 3) on both eval-set
     # groups (the old sets; the new held-out set, a group of its own), and the 8 old batches (seed,
@@ -291,7 +291,7 @@ def test_seed_from_a_local_bf16_pytorch_bin_checkpoint_is_converted_once_and_kee
     del config["validation"], config["seed_training"]
     write_config(work, config)
     jobs = planned_jobs(snakemake(work))
-    assert jobs["convert_seed"] == 1 and "seed_model" not in jobs
+    assert jobs["convert_seed"] == 1 and "train_seed" not in jobs
     seed = work / "results/models/seed"
     assert (seed / "model.safetensors").exists() and not (seed / "pytorch_model.bin").exists()
     for model in (seed, work / "results/models/shards/json"):
@@ -320,7 +320,7 @@ def test_fixed_budget_search_check_and_seed_hygiene(pipeline, tmp_path, data_dir
     snakemake(work)
     results = work / "results"
     manifest = json.loads((results / "corpus/corpus/manifest.json").read_text())["shards"]
-    seed_line = (work / "logs/seed_model.log").read_text().splitlines()[0]
+    seed_line = (work / "logs/train_seed.log").read_text().splitlines()[0]
     assert f"{sum(manifest[s]['seed_tokens'] for s in SHARDS)} seed tokens" in seed_line
     assert manifest[ADDED_SHARD]["seed_tokens"] > 0  # split for the seed, and left out of it
     overlap = pd.read_csv(results / "validation/seed_overlap.csv")

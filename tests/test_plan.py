@@ -25,7 +25,7 @@ def _manifest(units: dict) -> dict:
 
 
 def _config(**evaluation) -> dict:
-    return config.validate({
+    return config.check({
         "corpus": {"path": "corpus.jsonl", "sharding": {"method": "field_units", "field": "domain",
                                                          "unit_tokens": 4000, "chunk_tokens": 64}},
         "eval_sets": [{"name": "extra", "path": "extra.jsonl"}],

@@ -132,7 +132,7 @@ def test_adding_a_selection_trains_one_model_per_method_and_scores_only_new_batc
     work, jobs = selected
     assert jobs.get("train_shard") == 3 and jobs.get("select_shard") == 3
     assert jobs.get("selection_pool") == 1 and jobs.get("selection_embed") == 1
-    for rule in ("seed_model", "split_source", "train_full", "train_tokenizer"):
+    for rule in ("train_seed", "split_source", "train_full", "train_tokenizer"):
         assert rule not in jobs, rule
     # only the selections' batches (5 models each, batch_size 3: 2 batches), on the run's one eval-set group
     assert jobs.get("evaluate_batch") == 3 * 2
@@ -181,7 +181,7 @@ def _config_error(config):
     from shardmix import config as shardmix_config
 
     with pytest.raises(shardmix_config.ConfigError) as err:
-        shardmix_config.validate(config, source="my.yaml")
+        shardmix_config.check(config, source="my.yaml")
     return str(err.value)
 
 
@@ -194,7 +194,7 @@ def test_selection_config_errors_name_the_key(data_dir):
     config = _selection_config(data_dir, [{"name": "mine", "path": str(data_dir / "extra.jsonl")}])
     from shardmix import config as shardmix_config
 
-    assert "mine" in [e["name"] for e in shardmix_config.validate(config)["eval_sets"]]
+    assert "mine" in [e["name"] for e in shardmix_config.check(config)["eval_sets"]]
 
 
 def _dry_run_error(work, config):

@@ -186,7 +186,7 @@ def test_the_paper_size_example_settings_are_a_valid_config(data_dir):
     from shardmix import config
 
     example = yaml.safe_load((Path(__file__).resolve().parent.parent / "examples/paper-130m.yaml").read_text())
-    cfg = config.validate({**tiny_config(data_dir), **example})
+    cfg = config.check({**tiny_config(data_dir), **example})
     assert cfg["shard_training"]["batch_size"] * cfg["model"]["context"] == 1024 * 2048
-    assert cfg["shard_training"]["batch_size"] % cfg["shard_training"]["micro_batch_size"] == 0
+    assert cfg["shard_training"]["batch_size"] % cfg["runtime"]["micro_batch_size"] == 0
     assert cfg["runtime"]["compile"] == "auto" and cfg["runtime"]["gpus_per_job"] == 1

@@ -1,8 +1,8 @@
 """Rule evaluate_batch: score a batch of models on every eval set of one group.
 
 Each model is built once and scored on each set of the group. Where the batch's shard models
-fit evaluation.resident_mb (on CUDA also the free GPU memory) they are loaded once and each
-mixture is built from memory by updating a running sum (shardmix.pool), in an order where
+fit runtime.resident_mb (on CUDA also the free GPU memory) they are loaded once and each
+mixture is built from memory by updating a running sum (shardmix.merging.resident), in an order where
 consecutive mixtures differ little; otherwise each merge streams tensor by tensor from disk
 into one evaluation model, so a batch never holds more than one model.
 """

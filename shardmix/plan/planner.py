@@ -28,9 +28,10 @@ from shardmix.plan.records import read_json, read_record
 from shardmix.plan.view import ShardView
 
 # settings that change how a job runs or what it logs, never its result: kept out of params
-NOT_RESULT_BEARING = ("checkpoint_every", "checkpoint_minutes", "micro_batch_size", "log_every", "resident_mb")
-# runtime settings a training job gets with its run settings (shardmix.training.Options)
-TRAINING_RUNTIME = ("compile", "activation_checkpointing", "attention")
+# runtime settings a job gets as its last argument (training: shardmix.training.Options)
+TRAINING_RUNTIME = ("log_every", "checkpoint_every", "checkpoint_minutes", "micro_batch_size", "compile",
+                    "activation_checkpointing", "attention")
+EVALUATION_RUNTIME = ("resident_mb",)
 CSV_ROWS = 1_000_000  # evaluation.scores_csv auto: above this the table is Parquet only
 
 
@@ -84,16 +85,14 @@ class Planner:
             raise PlanError(f"model.path: {e}")
 
     def settings(self, section: str) -> dict:
-        """A training section's result-bearing settings."""
-        return {k: v for k, v in self.cfg[section].items() if k not in NOT_RESULT_BEARING}
+        """A training section's settings: every one of them bears on the result."""
+        return dict(self.cfg[section])
 
     def run_settings(self, section: str) -> str:
-        """A section's settings that are not results, as the job's last argument. Rules pass it as
-        a derived param (a function taking `output`), which Snakemake never compares."""
-        how = {k: v for k, v in self.cfg[section].items() if k in NOT_RESULT_BEARING}
-        if section.endswith("_training"):
-            how.update({k: self.cfg["runtime"][k] for k in TRAINING_RUNTIME})
-        return json.dumps(how)
+        """The runtime settings a job of `section` uses, as the job's last argument. Rules pass it
+        as a derived param (a function taking `output`), which Snakemake never compares."""
+        keys = TRAINING_RUNTIME if section.endswith("_training") else EVALUATION_RUNTIME
+        return json.dumps({k: self.cfg["runtime"][k] for k in keys})
 
     def read_spec(self, name: str) -> dict:
         """What decides a source's documents. Its path is not part of it: a moved file with the
