@@ -1,8 +1,8 @@
-"""The promises outside the demo's shape: new sources at linear cost, every result-bearing
-setting reruns what it changes (and nothing else does), and killed runs finish cleanly."""
+"""What a rerun does: nothing when nothing changed, exactly what a setting changes, whole results after a kill or a signal, the parameters of runs of earlier versions kept."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -13,46 +13,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import ADDED_SHARD, copy_project, grown_config, planned_jobs, snakemake, tiny_config, write_config
-
+from helpers import ADDED_SHARD, DATA, copy_project, grown_config, planned_jobs, snakemake, tiny_config, write_config
 
 
 def _grown(pipeline, tmp_path, name):
     work = tmp_path / name
     shutil.copytree(pipeline, work, symlinks=True)  # keeps times and .snakemake, like the same checkout
     return work
-
-
-def test_a_single_source_written_as_a_list_changes_nothing(pipeline, tmp_path, data_dir):
-    work = _grown(pipeline, tmp_path, "listed")
-    config = grown_config(data_dir)
-    config["corpus"] = config["corpus"][:1]
-    write_config(work, config)
-    proc = snakemake(work, "--dry-run")
-    assert "Nothing to be done" in proc.stdout + proc.stderr, proc.stdout[-3000:]
-
-
-def test_a_changed_source_is_named_with_the_choices_it_leaves(pipeline, tmp_path, data_dir):
-    work = _grown(pipeline, tmp_path, "changed")
-    corpus = tmp_path / "moved.jsonl"
-    shutil.copy(data_dir / "corpus.jsonl", corpus)  # same bytes, another path and time: not a change
-    config = tiny_config(data_dir)
-    config["corpus"]["path"] = str(corpus)
-    write_config(work, config)
-    assert "Nothing to be done" in (lambda p: p.stdout + p.stderr)(snakemake(work, "--dry-run"))
-
-    with open(corpus, "a") as f:
-        f.write(json.dumps({"text": "def added(): pass\n", "domain": "json"}) + "\n")
-    proc = snakemake(work, "--dry-run", check=False)
-    assert proc.returncode != 0
-    text = proc.stdout + proc.stderr
-    assert "corpus source(s) changed after they were split" in text and f"corpus ({corpus})" in text
-    assert "add the new text as a new source" in text and "raise that source's `revision`" in text
-
-    config["corpus"]["revision"] = 1  # rebuild on purpose: a foundation source, so everything
-    write_config(work, config)
-    # the split is a checkpoint: the seed and the shard models follow once it has run (mtime)
-    assert planned_jobs(snakemake(work, "--dry-run")) == {"train_tokenizer": 1, "split_source": 1, "all": 1}
 
 
 def _set(path):
@@ -63,10 +30,20 @@ def _set(path):
 
 
 EVERY_SCORE, ALL_BUT_SEED = "every score", "every score but the seed's"
+
+
 SEARCHED = {"search_target": 2, "best_mixtures": 1}  # the tiny config's two search targets
+
+
 RESCORED = {"collect_scores": 1, "scores_parquet": 1, "plot_scores": 1, "validate_proxy": 1, **SEARCHED}
+
+
 ENSEMBLE = {"token_nll": 3}  # the ensemble's cache: the 3 shards of the trained mixtures, one eval-set group
+
+
 RETRAINED = {"train_shard": 3, "train_full": 4, "evaluate_batch": ALL_BUT_SEED, **ENSEMBLE, **RESCORED}
+
+
 VALIDATED = [["json", "email"], ["http", "json"], ["email", "http", "json"], {"json": 0.75, "http": 0.25}]
 
 
@@ -210,7 +187,7 @@ def test_signals_stop_a_training_job_whole_and_its_rerun_resumes(pipeline, grown
         time.sleep(2)
         assert _jobs_of(work) == [], (target, output[-3000:])
         text = log.read_text()
-        assert f"state of step" in text and "exit 75" in text, text[-2000:]
+        assert "state of step" in text and "exit 75" in text, text[-2000:]
         assert not (work / model).exists() and (work / f"{model}.resume/state.json").exists()
     done = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", model], cwd=work, capture_output=True,
                           text=True, env={k: v for k, v in env.items() if k != "SHARDMIX_STEP_SECONDS"})
@@ -250,18 +227,6 @@ def test_own_config_file_inherits_nothing_from_the_demo(tmp_path, data_dir):
     assert not (work / "results/report.html").exists()
 
 
-def test_removing_a_scored_shard_says_what_is_scored_again(pipeline, tmp_path, data_dir):
-    work = _grown(pipeline, tmp_path, "removed")
-    config = tiny_config(data_dir)
-    config["sharding"]["include"].remove("http")
-    config["mixtures"]["weighted"] = []
-    config["validation"]["explicit"] = [["json", "email"]]
-    write_config(work, config)
-    proc = snakemake(work, "--dry-run")
-    assert "WARNING: shard(s) or eval set(s) http left the run after they were scored" in proc.stderr, proc.stderr
-    assert "Only time is spent: a mixture's scores do not change" in proc.stderr
-
-
 # jobs an upgrade reruns on purpose, because their result changed (README: upgrading)
 CHANGED_RESULTS = {
     "collect_scores": "scores.csv gained budget_tokens",
@@ -269,6 +234,8 @@ CHANGED_RESULTS = {
     "search_target": "the search keeps to search.max_epochs at search.budget_tokens",
     "best_mixtures": "flags, budget and repetition of each pick",
 }
+
+
 # rules renamed since (a rule's name is no rerun trigger: the renamed rule's outputs stand)
 RENAMED = {"seed_model": "train_seed", "agreement": "validate_proxy", "demo_corpus": "build_demo_corpus"}
 
@@ -279,7 +246,7 @@ def test_a_run_of_the_version_before_the_planner_package_keeps_its_parameters(pi
     where its result changed on purpose: CHANGED_RESULTS). Models and scores are never among them."""
     import base64
 
-    before = (Path(__file__).parent / "data/params_before_planner.json").read_text()
+    before = (DATA / "params_before_planner.json").read_text()
     before = json.loads(before.replace("{data}", str(data_dir)))
     metadata = pipeline / ".snakemake/metadata"
     now = {base64.urlsafe_b64decode(f.name).decode(): json.loads(f.read_text()) for f in metadata.iterdir()}
@@ -292,3 +259,27 @@ def test_a_run_of_the_version_before_the_planner_package_keeps_its_parameters(pi
             kept += 1
     assert kept == 38 - 2 - 7 - 2 - 2  # every training, split, scoring and record job
 
+
+def _copy(pipeline, tmp_path, name="damaged"):
+    work = tmp_path / name
+    shutil.copytree(pipeline, work, symlinks=True)  # times and .snakemake kept: the same checkout
+    return work
+
+
+def test_models_snakemake_kept_no_record_of_are_still_compared_with_the_settings(pipeline, tmp_path, data_dir):
+    """A kill after a model is saved and before Snakemake records the job (or a lost .snakemake)
+    leaves a model without Snakemake's metadata; its own record (job.json) still compares it."""
+    work = _copy(pipeline, tmp_path)
+    unrecorded = ["results/models/shards/json", "results/models/full/email+json"]  # train_shard, train_full
+    for model in unrecorded:
+        assert json.loads((work / model / "job.json").read_text())["args"]
+        metadata = work / ".snakemake/metadata" / base64.urlsafe_b64encode(model.encode()).decode()
+        metadata.unlink()
+    config = tiny_config(data_dir)
+    config["shard_training"]["lr"] = 0.002
+    write_config(work, config)
+    proc = snakemake(work, "--dry-run")
+    jobs = planned_jobs(proc)
+    assert jobs["train_shard"] == 3 and jobs["train_full"] == 4, jobs
+    for model in unrecorded:
+        assert f"WARNING: {model} was made with other settings than this run's" in proc.stderr

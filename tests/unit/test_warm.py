@@ -1,19 +1,17 @@
-"""Warm start (shardmix.warm): a job script run through the server behaves as one run on its
-own: its command line, folder, environment, streams and exit status, and it stops when its
-caller is killed."""
+"""Unit tests of shardmix.warm."""
+
+from __future__ import annotations
 
 import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
+from helpers import ROOT
 
 from shardmix import warm
-
-ROOT = Path(__file__).resolve().parent.parent
 
 SCRIPT = '''"""A job."""
 from shardmix.warm import delegate

@@ -1,5 +1,4 @@
-"""A tiny workflow through profiles/slurm on a real single-node SLURM cluster (.ci/slurm-cluster
-starts one; .ci/run installs Debian's slurm-wlm and munge and starts it), checked with sacct."""
+"""The SLURM profile on a real (local) SLURM cluster."""
 
 from __future__ import annotations
 
@@ -10,7 +9,7 @@ import time
 
 import pandas as pd
 import pytest
-from conftest import copy_project, ran_jobs, snakemake, tiny_config, write_config
+from helpers import copy_project, ran_jobs, snakemake, tiny_config, write_config
 
 
 def _cluster_up() -> str | None:

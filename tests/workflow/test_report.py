@@ -8,13 +8,16 @@ import tempfile
 import time
 
 import pytest
-from conftest import ROOT, snakemake
+from helpers import ROOT, snakemake
 
 CHROMIUM = shutil.which("chromium")
+
+
 CHROMEDRIVER = shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(
     not (CHROMIUM and CHROMEDRIVER),
     reason="Chromium is not installed (Debian packages chromium and chromium-driver; .ci/run installs them)")
+
 
 CATEGORIES = {
     "1. Scores": ["results/scores.csv", "results/scores.html", "results/plots/heatmap.png",
@@ -23,6 +26,8 @@ CATEGORIES = {
                       "results/validation/agreement.html", "results/validation/scatter.png",
                       "results/validation/cost.png"],
 }
+
+
 CAPTIONS = {"scores.csv": "scores.rst", "scores.html": "scores_html.rst", "heatmap.png": "heatmap.rst",
             "ranking.png": "ranking.rst", "agreement.csv": "agreement.rst",
             "pairs.csv": "pairs.rst", "agreement.html": "agreement_html.rst",

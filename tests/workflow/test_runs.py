@@ -1,4 +1,4 @@
-"""The workflow end to end on the tiny config: outputs, caching, fresh clones, adding a shard."""
+"""A tiny project run through the whole workflow: what its results hold."""
 
 from __future__ import annotations
 
@@ -10,13 +10,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import ADDED_SHARD, SHARDS, copy_project, planned_jobs, snakemake, tiny_config, write_config
+from helpers import ADDED_SHARD, SHARDS, copy_project, planned_jobs, snakemake, tiny_config, write_config
 
 from shardmix import model as models
 from shardmix import naming, perplexity, tokenizer, tokens, validation
 
 COLUMNS = ["model", "kind", "shards", "weights", "method", "eval_set", "tokens", "bytes", "nll", "ppl", "bpb",
            "budget_tokens"]
+
+
 WEIGHTED = "http@0.25+json@0.75"
 
 
@@ -112,33 +114,6 @@ def test_fresh_clone_pointed_at_existing_results_retrains_nothing(pipeline, tmp_
     shutil.copytree(pipeline / "results", clone / "results")  # results keep their times; no .snakemake
     proc = snakemake(clone, "--dry-run")
     assert "Nothing to be done" in proc.stdout + proc.stderr, proc.stdout[-3000:]
-
-
-def test_adding_a_source_splits_only_it_and_trains_one_model_per_new_shard(grown, pipeline):
-    work, jobs, changed = grown
-    assert jobs["split_source"] == 1 and jobs["train_shard"] == 1, jobs
-    for rule in ("train_seed", "train_tokenizer", "record_foundation", "tokenize_eval_set", "train_full"):
-        assert rule not in jobs, rule
-    # the new shard's batches (logging + 3 pairs + 3 triples, batch_size 3 -> 3) on both eval-set
-    # groups (the old sets; the new held-out set, a group of its own), and the 8 old batches (seed,
-    # json, email, http x2, the weighted pair, 2 of really trained mixtures) on the new set only
-    assert jobs["evaluate_batch"] == 3 * 2 + 8 and jobs["record_eval_groups"] == 1
-    outputs = ("scores.csv", "scores.parquet", "scores.html", "heatmap.png", "ranking.png", "agreement.csv",
-               "warnings.txt", "regression.csv", "pairs.csv", "seed_overlap.csv", "agreement.html", "scatter.png", "cost.png", "shards.csv", "run_config.json",
-               "calibration.csv", "predictions.csv", "eval_groups.json", "all.json", "json.json", "best_mixtures.csv",
-               "weights.png")
-    assert all(p.name.removesuffix(".sha256") in outputs for p in changed), changed  # each with its seal
-    record = "results/corpus/foundation.json"
-    assert (work / record).read_text() == (pipeline / record).read_text()
-    sizes = pd.read_csv(work / "results/corpus/shards.csv").set_index(["source", "shard"])
-    assert set(sizes.index.get_level_values("source")) == {"corpus", "more"}
-    assert not sizes.loc[("more", "unittest"), "used"]  # split, not included
-    assert not sizes.loc[("corpus", ADDED_SHARD), "used"]  # the same name in the first source, unused
-    assert sizes.loc[("more", ADDED_SHARD), "used"] and sizes.loc[("more", ADDED_SHARD), "fits_budget"]
-    table = pd.read_csv(work / "results/scores.csv", keep_default_na=False)
-    assert ADDED_SHARD in set(table["eval_set"])
-    # seed, 4 shards, (6 pairs, 4 triples, 1 weighted pair) x 2 methods, 4 full
-    assert table["model"].nunique() == 1 + 4 + 2 * (6 + 4 + 1) + 4
 
 
 def test_full_models_train_on_the_union_with_the_same_budget_per_shard(pipeline):

@@ -1,6 +1,6 @@
-"""The planner (shardmix.plan) without Snakemake: what it derives from a config and the split
-manifests on disk, and the exact arguments jobs are passed (which Snakemake compares, so an
-existing results folder reruns nothing while they stay byte for byte the same)."""
+"""Unit tests of shardmix.plan."""
+
+from __future__ import annotations
 
 import json
 

@@ -1,0 +1,145 @@
+"""Unit tests of shardmix.config."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from helpers import ROOT, tiny_config
+
+from shardmix import config as shardmix_config
+
+
+def test_the_paper_size_example_settings_are_a_valid_config(data_dir):
+    import yaml
+
+    from shardmix import config
+
+    example = yaml.safe_load((ROOT / "examples/paper-130m.yaml").read_text())
+    cfg = config.check({**tiny_config(data_dir), **example})
+    assert cfg["shard_training"]["batch_size"] * cfg["model"]["context"] == 1024 * 2048
+    assert cfg["shard_training"]["batch_size"] % cfg["runtime"]["micro_batch_size"] == 0
+    assert cfg["runtime"]["compile"] == "auto" and cfg["runtime"]["gpus_per_job"] == 1
+
+
+DOMAINS = ["json", "http"]
+
+
+def autoscale_config(data_dir):
+    config = tiny_config(data_dir)
+    budget = config["shard_training"]["tokens"]
+    config["autoscale"] = {"domains": DOMAINS, "scales": [2 * budget, 4 * budget], "targets": ["extra_urllib"],
+                           "predict": [16 * budget], "check": 8 * budget}
+    return config
+
+
+def test_bad_autoscale_settings_are_named_by_key(data_dir):
+    from shardmix.config import ConfigError, check
+
+    for change, key in (({"scales": [8192, 4096]}, "autoscale.scales"),
+                        ({"factors": [3.0, 1.0]}, "autoscale.factors"),
+                        ({"check": 4096}, "autoscale.predict' / 'autoscale.check"),
+                        ({"domains": ["json", "json"]}, "autoscale.domains[1]")):
+        config = autoscale_config(data_dir)
+        config["autoscale"].update(change)
+        with pytest.raises(ConfigError, match=re.escape(key)):
+            check(config)
+
+
+def _selection_config(data_dir, targets):
+    config = tiny_config(data_dir)
+    config["selection"] = {"pool": {"path": str(data_dir / "pool.jsonl"), "field": "domain",
+                                    "values": ["xml", "urllib"]},
+                           "targets": targets, "unit_tokens": 32, "embedding": {"batch_size": 64}}
+    return config
+
+
+def _config_error(config):
+    from shardmix import config as shardmix_config
+
+    with pytest.raises(shardmix_config.ConfigError) as err:
+        shardmix_config.check(config, source="my.yaml")
+    return str(err.value)
+
+
+def test_selection_config_errors_name_the_key(data_dir):
+    config = _selection_config(data_dir, [{"name": "extra_urllib"}])
+    config["selection"]["tokens"] = 100
+    assert "key 'selection.tokens': 100 is less than the shard budget" in _config_error(config)
+    config = _selection_config(data_dir, [{"name": "extra_urllib"}, {"name": "extra_urllib"}])
+    assert "key 'selection.targets[1].name'" in _config_error(config)
+    config = _selection_config(data_dir, [{"name": "mine", "path": str(data_dir / "extra.jsonl")}])
+    from shardmix import config as shardmix_config
+
+    assert "mine" in [e["name"] for e in shardmix_config.check(config)["eval_sets"]]
+
+
+@pytest.fixture
+def cfg(data_dir):
+    return tiny_config(data_dir)
+
+
+@pytest.mark.parametrize("mutate, expected", [
+    (lambda c: c["sharding"].update(heldout_fractoin=0.1),
+     "unknown key 'sharding.heldout_fractoin' (did you mean 'heldout_fraction'?)"),
+    (lambda c: c.update(mixtures_typo={}), "unknown key 'mixtures_typo'"),
+    (lambda c: c["sharding"].update(heldout_fraction=0.9), "key 'sharding.heldout_fraction': 0.9 is greater than"),
+    (lambda c: c["shard_training"].update(lr=-1), "key 'shard_training.lr': -1 is less than or equal"),
+    (lambda c: c["sharding"].update(method="by_magic"), "key 'sharding.method': 'by_magic' is not one of"),
+    (lambda c: c["model"].update(heads=3), "key 'model.heads': hidden_size 32 is not divisible by 3 heads"),
+    (lambda c: c["eval_sets"].append(dict(c["eval_sets"][0])), "key 'eval_sets': name 'extra_urllib' is used twice"),
+    (lambda c: c["eval_sets"][0].update(name="a b"), "key 'eval_sets[0].name': 'a b' is not a safe file name"),
+    (lambda c: c["model"].update(source="pretrained"), "key 'model.path' is required"),
+])
+def test_config_errors_name_the_file_and_key(cfg, mutate, expected):
+    mutate(cfg)
+    with pytest.raises(shardmix_config.ConfigError) as err:
+        shardmix_config.check(cfg, source="my.yaml")
+    assert str(err.value).startswith("my.yaml: ")
+    assert expected in str(err.value)
+
+
+def test_valid_config_gets_defaults(cfg):
+    full = shardmix_config.check(cfg)
+    assert full["runtime"]["device"] == "auto"
+    assert full["tokenizer"]["source"] == "train"
+    assert full["shard_training"]["schedule"] == "constant"
+    assert cfg.get("runtime") is None  # the caller's dict is left alone
+
+
+@pytest.mark.parametrize("mutate, expected", [
+    (lambda c: c.update(corpus=[{"path": "a.jsonl"}]), "key 'corpus[0].name' is required"),
+    (lambda c: c.update(corpus=[{"name": "a", "path": "a.jsonl"}, {"name": "a", "path": "b.jsonl"}]),
+     "key 'corpus': source name 'a' is used twice"),
+    (lambda c: c.update(corpus=[{"name": "a", "path": "a.jsonl"}, {"name": "b", "path": "b.jsonl"}]),
+     "key 'sharding.include': with several corpus sources"),
+    (lambda c: c.update(foundation=["web"]), "key 'foundation' names source 'web'"),
+])
+def test_source_list_errors_name_the_key(cfg, mutate, expected):
+    mutate(cfg)
+    with pytest.raises(shardmix_config.ConfigError, match=re.escape(expected)):
+        shardmix_config.check(cfg, source="my.yaml")
+
+
+def test_command_line_overrides_given_as_text_are_read_as_numbers(cfg):
+    cfg["runtime"] = {"gpus_per_job": "0", "train_threads": "2", "device": "cpu"}
+    cfg["evaluation"]["max_tokens"] = "null"
+    full = shardmix_config.check(cfg)
+    assert full["runtime"]["gpus_per_job"] == 0 and full["runtime"]["train_threads"] == 2
+    assert full["evaluation"]["max_tokens"] is None
+    cfg["runtime"]["gpus_per_job"] = "one"
+    with pytest.raises(shardmix_config.ConfigError, match="'one' is not of type 'integer'"):
+        shardmix_config.check(cfg)
+
+
+def test_a_pretrained_model_sets_no_seed_data_aside_unless_asked(cfg):
+    cfg["model"] = {"source": "pretrained", "path": "/models/lm"}
+    cfg["tokenizer"] = {"source": "pretrained"}
+    cfg["sharding"].pop("seed_fraction")
+    assert shardmix_config.check(cfg)["sources"][0]["sharding"]["seed_fraction"] == 0
+    cfg["sharding"]["seed_fraction"] = 0.2
+    assert shardmix_config.check(cfg)["sources"][0]["sharding"]["seed_fraction"] == 0.2
+    cfg["model"] = {"hidden_size": 32, "layers": 1, "heads": 2, "ffn_size": 64, "context": 32}
+    cfg["tokenizer"] = {"vocab_size": 512}
+    cfg["sharding"].pop("seed_fraction")
+    assert shardmix_config.check(cfg)["sources"][0]["sharding"]["seed_fraction"] == 0.5  # a seed to pretrain
