@@ -35,7 +35,7 @@ autoscale: setup sources
 	$(SNAKEMAKE) --report results/autoscale_example/report.html --configfile autoscale.yaml
 
 # a config of your own, with nothing of the demo's config.yaml merged in
-run: setup
+run: setup sources
 	@test -n "$(CONFIG)" || { echo "usage: make run CONFIG=my.yaml [CORES=8]" >&2; exit 2; }
 	$(SNAKEMAKE) --cores $(CORES) --configfile $(CONFIG)
 	$(SNAKEMAKE) --report "$$($(BIN)/python -m shardmix.config results $(CONFIG))/report.html" --configfile $(CONFIG)

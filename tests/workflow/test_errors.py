@@ -227,14 +227,13 @@ def test_an_empty_source_is_named_by_its_key_and_file(tmp_path, cfg, data_dir):
     assert f"ERROR: corpus[1].path: {empty} holds no text (no document with a non-empty 'text' field)" in log
 
 
-def _readme_config() -> str:
+def _documented_config() -> str:
+    """The example config of docs/configuring.md."""
+    return (ROOT / "docs/configuring.md").read_text().split("```yaml", 1)[1].split("```", 1)[0]
 
-    text = (ROOT / "README.md").read_text()
-    return text.split("## Your own corpus and model", 1)[1].split("```yaml", 1)[1].split("```", 1)[0]
 
-
-def test_the_readme_example_config_plans_as_written(tmp_path):
-    """The README's own config, its data made where it points and its model path swapped for a
+def test_the_documented_example_config_plans_as_written(tmp_path):
+    """docs/configuring.md's example config, its data made where it points and its model path swapped for a
     tiny local model: a dry run plans its splits and nothing fails."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -250,7 +249,7 @@ def test_the_readme_example_config_plans_as_written(tmp_path):
     pq.write_table(pa.table({"text": [d["text"] for d in docs], "language": ["python"] * len(docs)}),
                    data / "code.parquet")
     write_jsonl(data / "benchmark.jsonl", stdlib_documents("http", 8_000))
-    (work / "my.yaml").write_text(_readme_config().replace("/models/my-lm", str(model)))
+    (work / "my.yaml").write_text(_documented_config().replace("/models/my-lm", str(model)))
     proc = snakemake(work, "--dry-run", "--configfile", "my.yaml")
     # the split is a checkpoint: a dry run plans the first source's; the rest follow once it ran
     assert planned_jobs(proc) == {"split_source": 1, "all": 1}

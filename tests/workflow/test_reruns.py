@@ -227,7 +227,7 @@ def test_own_config_file_inherits_nothing_from_the_demo(tmp_path, data_dir):
     assert not (work / "results/report.html").exists()
 
 
-# jobs an upgrade reruns on purpose, because their result changed (README: upgrading)
+# jobs an upgrade reruns on purpose, because their result changed (docs/reruns.md: upgrading)
 CHANGED_RESULTS = {
     "collect_scores": "scores.csv gained budget_tokens",
     "validate_proxy": "every proxy within groups of equal budget, with decision metrics and intervals",
