@@ -40,8 +40,12 @@ run: setup sources
 	$(SNAKEMAKE) --cores $(CORES) --configfile $(CONFIG)
 	$(SNAKEMAKE) --report "$$($(BIN)/python -m shardmix.config results $(CONFIG))/report.html" --configfile $(CONFIG)
 
-test: setup
+test: setup $(VENV)/.installed-test
 	$(BIN)/python -m pytest -q tests
+
+$(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt
+	$(BIN)/pip install --quiet -r requirements-test.txt -c constraints.txt
+	touch $@
 
 # speed and memory against transformers.Trainer (the demo's model; 124M with accumulation), a plain
 # evaluation loop, saved models, training each mixture, CPU bf16, selection, tokenizer training

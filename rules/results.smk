@@ -61,7 +61,7 @@ rule plot_scores:
 
 
 def summary_inputs(wildcards):
-    inputs = {"scores": PLAN.scores_table(), "description": os.path.relpath(f"{workflow.basedir}/report/workflow.rst")}
+    inputs = {"scores": PLAN.scores_table()}
     if PLAN.validated_mixtures():
         inputs.update(predictions=f"{RESULTS}/predictions.csv", agreement=f"{RESULTS}/validation/agreement.csv")
     if CFG["search"]["targets"]:

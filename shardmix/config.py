@@ -161,7 +161,9 @@ def check(config: dict, source: str = "config.yaml") -> dict:
     if errors:
         raise ConfigError("\n".join(_describe(e, schema, source) for e in errors[:5]))
     cfg["sources"] = _sources(cfg, schema, source)
-    _check_consistency(cfg, source)
+    # checks the schema cannot state, one function per section, in the order of the sections
+    for check_section in (_eval_sets, _model, _tokenizer, _shard_training, _search, _validation):
+        check_section(cfg, source)
     if cfg["selection"]:
         _selection(cfg, schema, source)
     if cfg["autoscale"]:
@@ -202,7 +204,7 @@ def _sources(cfg: dict, schema: dict, source: str) -> list[dict]:
     return out
 
 
-def _check_consistency(cfg: dict, source: str) -> None:
+def _eval_sets(cfg: dict, source: str) -> None:
     names = [e["name"] for e in cfg["eval_sets"]]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -211,26 +213,42 @@ def _check_consistency(cfg: dict, source: str) -> None:
         if safe_name(name) != name:
             raise ConfigError(f"{source}: key 'eval_sets[{i}].name': {name!r} is not a safe file name "
                               f"(use letters, digits, '.', '_' or '-', e.g. {safe_name(name)!r})")
-    for section in ("tokenizer", "model"):
-        if cfg[section]["source"] == "pretrained" and not cfg[section]["path"]:
-            if section == "tokenizer" and cfg["model"]["source"] == "pretrained":
-                continue  # the model's own directory holds its tokenizer
-            raise ConfigError(f"{source}: key '{section}.path' is required when {section}.source is 'pretrained'")
-    if cfg["model"]["source"] == "pretrained" and cfg["tokenizer"]["source"] == "train":
+
+
+def _tokenizer(cfg: dict, source: str) -> None:
+    tok = cfg["tokenizer"]
+    if tok["source"] == "pretrained" and not tok["path"] and cfg["model"]["source"] != "pretrained":
+        raise ConfigError(f"{source}: key 'tokenizer.path' is required when tokenizer.source is 'pretrained'")
+    if cfg["model"]["source"] == "pretrained" and tok["source"] == "train":
         raise ConfigError(f"{source}: key 'tokenizer.source': a pretrained model needs its own tokenizer; "
                           "set tokenizer.source to 'pretrained' (tokenizer.path defaults to model.path)")
-    if cfg["model"]["hidden_size"] % cfg["model"]["heads"]:
-        raise ConfigError(f"{source}: key 'model.heads': hidden_size {cfg['model']['hidden_size']} "
-                          f"is not divisible by {cfg['model']['heads']} heads")
+
+
+def _model(cfg: dict, source: str) -> None:
+    model = cfg["model"]
+    if model["source"] == "pretrained" and not model["path"]:
+        raise ConfigError(f"{source}: key 'model.path' is required when model.source is 'pretrained'")
+    if model["hidden_size"] % model["heads"]:
+        raise ConfigError(f"{source}: key 'model.heads': hidden_size {model['hidden_size']} "
+                          f"is not divisible by {model['heads']} heads")
+
+
+def _shard_training(cfg: dict, source: str) -> None:
+    if cfg["shard_training"].get("tokens") is None:
+        raise ConfigError(f"{source}: key 'shard_training.tokens' must be set: every shard gets the same budget")
+
+
+def _search(cfg: dict, source: str) -> None:
     targets = [t["name"] for t in cfg["search"]["targets"]]
     for i, name in enumerate(targets):
         if safe_name(name) != name or targets.count(name) > 1:
             raise ConfigError(f"{source}: key 'search.targets[{i}].name': {name!r} is used twice or is not a safe "
                               f"file name (use letters, digits, '.', '_' or '-')")
-    if cfg["validation"]["search"] and not targets:
+
+
+def _validation(cfg: dict, source: str) -> None:
+    if cfg["validation"]["search"] and not cfg["search"]["targets"]:
         raise ConfigError(f"{source}: key 'validation.search': there is nothing to validate; list search.targets")
-    if cfg["shard_training"].get("tokens") is None:
-        raise ConfigError(f"{source}: key 'shard_training.tokens' must be set: every shard gets the same budget")
 
 
 def _selection(cfg: dict, schema: dict, source: str) -> None:
@@ -264,7 +282,7 @@ def _selection(cfg: dict, schema: dict, source: str) -> None:
         entry = {"name": name, "path": target["path"], "text_field": target["text_field"]}
         _fill_defaults(entry, item, schema)
         cfg["eval_sets"].append(entry)
-    _check_consistency(cfg, source)
+    _eval_sets(cfg, source)  # the targets given as files joined them
 
 
 def _autoscale(asc: dict, source: str) -> None:
@@ -296,8 +314,6 @@ def tokenizer_dir(cfg: dict, results: str) -> str:
 
 
 if __name__ == "__main__":  # `python -m shardmix.config results my.yaml`: the config's results folder (make run)
-    import sys
-
     if len(sys.argv) != 3 or sys.argv[1] != "results":
         sys.exit("usage: python -m shardmix.config results <config.yaml>")
     with open(sys.argv[2]) as f:

@@ -26,6 +26,8 @@ frame["mergekit"] = paths
 with atomic.file(args["csv"]) as tmp:
     frame.to_csv(tmp, index=False, float_format="%.4f")
 atomic.write_text(args["html"], summary.page(frame))
-with open(args["description"]) as f:
+# the workflow's description follows the answers; read from the code, not an input: a fresh
+# clone's newer file would otherwise rerun this job
+with open(os.path.join(os.environ["SHARDMIX_HOME"], "report", "workflow.rst")) as f:
     atomic.write_text(args["landing"], summary.landing(frame, f.read()), seal=False)
 print(frame.drop(columns=["trust_note", "mergekit"]).to_string(index=False))

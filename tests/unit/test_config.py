@@ -143,3 +143,25 @@ def test_a_pretrained_model_sets_no_seed_data_aside_unless_asked(cfg):
     cfg["tokenizer"] = {"vocab_size": 512}
     cfg["sharding"].pop("seed_fraction")
     assert shardmix_config.check(cfg)["sources"][0]["sharding"]["seed_fraction"] == 0.5  # a seed to pretrain
+
+
+def test_run_only_keys_in_their_old_sections_are_read_under_runtime_with_a_message(cfg, capsys):
+    cfg["shard_training"].update(checkpoint_every=7, micro_batch_size=4)
+    cfg["evaluation"]["resident_mb"] = 123
+    checked = shardmix_config.check(cfg, source="old.yaml")
+    assert (checked["runtime"]["checkpoint_every"], checked["runtime"]["micro_batch_size"],
+            checked["runtime"]["resident_mb"]) == (7, 4, 123)
+    assert "checkpoint_every" not in checked["shard_training"] and "resident_mb" not in checked["evaluation"]
+    err = capsys.readouterr().err
+    assert "old.yaml: key 'shard_training.checkpoint_every' is deprecated: write it as 'runtime.checkpoint_every'" in err
+    # where runtime names the key too, runtime's value stands and the old one is said to be ignored
+    cfg = {**cfg, "runtime": {"checkpoint_every": 9}, "seed_training": {**cfg["seed_training"], "checkpoint_every": 1}}
+    assert shardmix_config.check(cfg, source="old.yaml")["runtime"]["checkpoint_every"] == 9
+    assert "'seed_training.checkpoint_every' is deprecated and ignored" in capsys.readouterr().err
+
+
+def test_the_minimal_example_is_a_valid_config():
+    import yaml
+
+    checked = shardmix_config.check(yaml.safe_load((ROOT / "examples/minimal.yaml").read_text()), "minimal.yaml")
+    assert checked["results"] == "results/minimal" and checked["validation"]["random"] is None

@@ -158,3 +158,20 @@ def test_report_shows_every_table_and_plot_with_its_caption(pipeline, browser):
             info = _row(browser, path).find_element(By.CSS_SELECTOR, "a[iconname='information-circle']")
             caption = _first_line(CAPTIONS[name]).replace("``", "")
             assert _click_until(browser, info, lambda: caption in _page_text(browser)), name
+
+
+def test_the_report_opens_on_the_answers(pipeline, browser):
+    import pandas as pd
+    from selenium.webdriver.common.by import By
+
+    if not (pipeline / "results/report.html").exists():
+        snakemake(pipeline, "--report", "results/report.html")
+    browser.get((pipeline / "results/report.html").as_uri())
+    rows = _settled(lambda: browser.find_elements(By.CSS_SELECTOR, "table.summary tr"), lambda found: len(found) > 1)
+    summary = pd.read_csv(pipeline / "results/summary.csv")
+    assert len(rows) == 1 + len(summary)  # the header, then one row per eval set and search target
+    text = _page_text(browser)
+    assert text.index("Answers") < text.index("How it works")
+    first = rows[1].find_elements(By.TAG_NAME, "td")
+    assert first[0].text == summary["answer_for"].iloc[0] and first[-1].text == summary["trust"].iloc[0]
+    assert first[1].get_attribute("title") in ("", None, summary["best_mixture"].iloc[0])

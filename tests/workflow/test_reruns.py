@@ -32,7 +32,7 @@ def _set(path):
 EVERY_SCORE, ALL_BUT_SEED = "every score", "every score but the seed's"
 
 
-SEARCHED = {"search_target": 2, "best_mixtures": 1}  # the tiny config's two search targets
+SEARCHED = {"search_target": 2, "best_mixtures": 1, "summary": 1}  # the tiny config's two search targets; the answers
 
 
 RESCORED = {"collect_scores": 1, "scores_parquet": 1, "plot_scores": 1, "validate_proxy": 1, **SEARCHED}

@@ -321,3 +321,47 @@ def test_fixed_budget_search_check_and_seed_hygiene(pipeline, tmp_path, data_dir
         folder = "full" if len(weights) == 3 else "fixed6144"
         trained = json.loads((results / f"models/{folder}/{row.weights}/train_log.json").read_text())
         assert trained["tokens"] == pytest.approx(6144, abs=32 * len(weights))
+
+
+def test_the_answers_table_leads_the_report_and_each_best_mixture_rebuilds_with_mergekit(pipeline):
+    import yaml
+
+    summary = pd.read_csv(pipeline / "results/summary.csv")
+    scores = pd.read_csv(pipeline / "results/scores.csv", keep_default_na=False)
+    eval_sets = sorted(scores["eval_set"].unique())
+    assert summary.loc[summary["kind"] == "eval set", "answer_for"].tolist() == eval_sets
+    assert summary.loc[summary["kind"] == "search target", "answer_for"].tolist() == ["all", "json"]
+    predictions = pd.read_csv(pipeline / "results/predictions.csv")
+    seed = scores[scores["kind"] == "seed"].set_index("eval_set")["ppl"].astype(float)
+    for r in summary[summary["kind"] == "eval set"].itertuples():
+        first = predictions[(predictions["eval_set"] == r.answer_for) & (predictions["rank"] == 1)].iloc[0]
+        assert r.best_mixture == first["mixture"] and r.seed_ppl == pytest.approx(seed[r.answer_for], rel=1e-3)
+        assert r.trust in ("high", "moderate", "low", "weak") and r.best_trained  # the tiny run trains 4 mixtures
+        config = yaml.safe_load((pipeline / r.mergekit).read_text())
+        assert [m["model"] for m in config["models"]] == [f"results/models/shards/{s}"
+                                                          for s in naming.members(r.best_mixture)]
+    landing = (pipeline / "results/summary.rst").read_text()
+    assert landing.startswith("Answers\n=======") and "How it works" in landing
+    html = (pipeline / "results/scores.html").read_text()
+    assert "<th>eval_set</th>" not in html and "Really trained mixtures" in html and "class='best'" in html
+
+
+def test_the_console_shows_running_jobs_with_their_eta(pipeline, tmp_path, monkeypatch):
+    work = tmp_path / "project"
+    shutil.copytree(pipeline, work, symlinks=True)
+    monkeypatch.setenv("SHARDMIX_PROGRESS_SECONDS", "1")
+    monkeypatch.setenv("SHARDMIX_STEP_SECONDS", "0.4")  # 8 steps of 0.4 s: a job long enough to watch
+    proc = snakemake(work, "--force", "results/models/shards/json")
+    lines = [line for line in proc.stderr.splitlines() if "[progress" in line or "running train_shard" in line]
+    assert any("jobs done" in line for line in lines), proc.stderr[-3000:]
+    assert any("running train_shard json" in line and "ETA" in line for line in lines), "\n".join(lines)
+
+
+def test_the_minimal_example_config_plans_as_written(tmp_path):
+    from helpers import ROOT
+
+    work = copy_project(tmp_path / "p")
+    shutil.copytree(ROOT / "examples", work / "examples")
+    proc = snakemake(work, "--dry-run", "--configfile", "examples/minimal.yaml")
+    jobs = planned_jobs(proc)
+    assert jobs["build_demo_corpus"] == 1 and jobs["split_source"] == 1, jobs
