@@ -124,7 +124,7 @@ class Run:
                 work += max(0.0, mean - elapsed)
         for rule, count in self.pending.items():
             waiting = count - running_by_rule[rule]
-            if waiting <= 0:
+            if waiting <= 0 or rule == "all":  # the target rule runs nothing
                 continue
             if self.timed.get(rule):
                 work += waiting * sum(self.timed[rule]) / len(self.timed[rule])
