@@ -138,8 +138,8 @@ class Run:
         left, unknown = self.estimate()
         head = f"[progress {duration(self.clock() - self.started)}] {self.done} of {self.total} jobs done"
         if self.done < self.total:
-            head += f", ~{duration(left)} left" + (f" (not counting {', '.join(unknown)}: none timed yet)"
-                                                   if unknown else "")
+            head += (f", at least {duration(left)} left ({', '.join(unknown)}: no job timed yet)" if unknown
+                     else f", ~{duration(left)} left")
         parts = [head]
         for job in sorted(self.running.values(), key=lambda j: j["since"]):
             what = job["rule"] + "".join(f" {v}" for v in job["wildcards"].values())

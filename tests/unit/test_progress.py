@@ -41,7 +41,7 @@ def test_the_estimate_uses_timed_rules_and_the_eta_a_running_job_prints(tmp_path
     # job 3: 50 s by its log; one shard waiting: 100 s; evaluate_batch: never timed; two at once
     assert left == pytest.approx((50 + 100) / 2) and unknown == ["evaluate_batch"]
     line = run.line()
-    assert "not counting evaluate_batch" in line and "running train_shard s3 (50s): [s3] step 5/10" in line
+    assert "at least 1m15s left (evaluate_batch: no job timed yet)" in line and "running train_shard s3 (50s): [s3] step 5/10" in line
     run.progress(2, 6)
     run.progress(2, 9, recount=lambda: Counter(train_shard=2, evaluate_batch=5))  # a checkpoint added jobs
     assert run.total == 9 and run.pending["evaluate_batch"] == 5
