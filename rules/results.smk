@@ -81,7 +81,7 @@ rule summary:
         landing=f"{RESULTS}/summary.rst",
         mergekit=directory(f"{RESULTS}/mergekit"),
     params:
-        args=lambda wc, input, output: args(**dict(input.items()), merged_proxy=f"merged:{PLAN.methods[0]['label']}",
+        args=lambda wc, input, output: args(**dict(input.items()), method=PLAN.methods[0], seed=PLAN.seed_model,
                                             shard_model=L.shard_model("{shard}"), csv=output.csv, html=output.html,
                                             landing=output.landing, mergekit=output.mergekit),
     log:

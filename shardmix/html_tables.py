@@ -16,7 +16,7 @@ STYLE = ("body{font-family:sans-serif;font-size:13px;margin:12px}"
          "td.best{font-weight:bold;background:#e3f3e3}")
 
 
-def write(path: str, sections: list[tuple[str, str, pd.DataFrame | str]]) -> None:
+def write(path: str, sections: list[tuple[str, str, pd.DataFrame | str]], seal: bool = False) -> None:
     """`sections`: (heading, note, table) in order; a table given as a string is HTML already."""
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><style>{STYLE}</style></head><body>"]
     for heading, note, table in sections:
@@ -24,7 +24,7 @@ def write(path: str, sections: list[tuple[str, str, pd.DataFrame | str]]) -> Non
         parts.append(table if isinstance(table, str) else
                      table.to_html(index=False, float_format=lambda x: f"{x:.4g}", border=0))
     parts.append("</body></html>")
-    atomic.write_text(path, "\n".join(parts), seal=False)
+    atomic.write_text(path, "\n".join(parts), seal=seal)
 
 
 def marked(frame: pd.DataFrame, label: str, shorten, values: list[str]) -> str:

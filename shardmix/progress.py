@@ -108,13 +108,19 @@ class Run:
             self.pending = Counter(recount())
         self.done, self.total = done, total
 
-    def estimate(self, now: float | None = None) -> tuple[float, list[str]]:
+    def _last_lines(self) -> dict[int, tuple[str, float | None]]:
+        """Each running job's last log line and the seconds left it states, read once per line printed."""
+        return {jobid: last_progress(Path(job["logs"][0])) if job["logs"] else ("", None)
+                for jobid, job in self.running.items()}
+
+    def estimate(self, now: float | None = None, last: dict | None = None) -> tuple[float, list[str]]:
         """(seconds left, rules left out of it because none of their jobs is timed yet)."""
         now = self.clock() if now is None else now
+        last = self._last_lines() if last is None else last
         per_job, work, unknown = {}, 0.0, []
         running_by_rule = Counter(j["rule"] for j in self.running.values())
-        for job in self.running.values():
-            _, left = last_progress(Path(job["logs"][0])) if job["logs"] else ("", None)
+        for jobid, job in self.running.items():
+            _, left = last[jobid]
             elapsed = now - job["since"]
             if left is not None:
                 work += left
@@ -135,17 +141,18 @@ class Run:
         return work / self.widest, sorted(unknown)
 
     def line(self) -> str:
-        left, unknown = self.estimate()
+        last = self._last_lines()
+        left, unknown = self.estimate(last=last)
         head = f"[progress {duration(self.clock() - self.started)}] {self.done} of {self.total} jobs done"
         if self.done < self.total:
             head += (f", at least {duration(left)} left ({', '.join(unknown)}: no job timed yet)" if unknown
                      else f", ~{duration(left)} left")
         parts = [head]
-        for job in sorted(self.running.values(), key=lambda j: j["since"]):
+        for jobid, job in sorted(self.running.items(), key=lambda kv: kv[1]["since"]):
             what = job["rule"] + "".join(f" {v}" for v in job["wildcards"].values())
-            last, _ = last_progress(Path(job["logs"][0])) if job["logs"] else ("", None)
+            text, _ = last[jobid]
             parts.append(f"  running {what} ({duration(self.clock() - job['since'])})"
-                         + (f": {last[:150]}" if last else ""))
+                         + (f": {text[:150]}" if text else ""))
         return "\n".join(parts)
 
 

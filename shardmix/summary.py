@@ -20,6 +20,7 @@ COLUMNS = ["answer_for", "kind", "best_mixture", "ranked_by", "ppl", "seed_ppl",
            "best_trained_ppl", "best_trained_budget_tokens", "trust", "trust_note", "mergekit"]
 RANKER_PROXY = {"calibrated": "calibrated", "regression": "regression"}  # else the merged proxy (merged:<label>)
 HIGH = 0.9  # pairwise accuracy from which a proxy's order is called reliable
+HOVER = "Hover a shortened name for the whole mixture, a trust word for why."
 FEW = 4  # fewer trained mixtures than this check a proxy too little to say more than "weak"
 
 
@@ -151,8 +152,7 @@ def target_rows(found: pd.DataFrame, checked: pd.DataFrame | None) -> list[dict]
 
 
 def table(rows: list[dict]) -> pd.DataFrame:
-    frame = pd.DataFrame(rows, columns=COLUMNS)
-    return frame
+    return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def _cell(text: str, full: str | None = None) -> str:
@@ -178,14 +178,10 @@ def html_table(frame: pd.DataFrame, width: int = 24) -> str:
     return ("<table class='summary' style='font-size:12px;line-height:1.3'>" + head + "".join(body) + "</table>")
 
 
-def page(frame: pd.DataFrame) -> str:
-    """A self-contained page: the table, then every row's trust note in full."""
-    from shardmix.html_tables import STYLE
-
-    notes = "".join(f"<li><b>{html.escape(r.answer_for)}</b> ({html.escape(r.trust)}): {html.escape(r.trust_note)}</li>"
-                    for r in frame.itertuples())
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><style>{STYLE}</style></head><body>"
-            f"<h3>Best mixture per eval set and search target</h3>{html_table(frame)}<ul>{notes}</ul></body></html>")
+def notes_html(frame: pd.DataFrame) -> str:
+    """Every row's trust note in full, as an HTML list."""
+    return "<ul>" + "".join(f"<li><b>{html.escape(r.answer_for)}</b> ({html.escape(r.trust)}): "
+                            f"{html.escape(r.trust_note)}</li>" for r in frame.itertuples()) + "</ul>"
 
 
 def landing(frame: pd.DataFrame, description: str) -> str:
@@ -194,8 +190,8 @@ def landing(frame: pd.DataFrame, description: str) -> str:
     counts = frame["trust"].value_counts().to_dict()
     said = ", ".join(f"{n} {level}" for level, n in counts.items())
     return ("Answers\n=======\n\n"
-            "Best mixture per eval set (by the proxy that ranks it) and per search target; hover a name for the "
-            f"whole mixture, a trust word for why. Trust: {said}. The same table is ``summary.csv``; every score is "
-            "under *Scores*, every check under *Validation*.\n\n"
+            f"Best mixture per eval set (by the proxy that ranks it) and per search target. {HOVER} "
+            f"Trust: {said}. The same table is ``summary.csv``; every score is under *Scores*, every check "
+            "under *Validation*.\n\n"
             f".. raw:: html\n\n   {table_html}\n\n"
             f"How it works\n============\n\n{description}")

@@ -31,6 +31,12 @@ def data_dir(tmp_path_factory) -> Path:
     return data
 
 
+@pytest.fixture
+def cfg(data_dir) -> dict:
+    """A fresh copy of the tiny config, to change in a test."""
+    return tiny_config(data_dir)
+
+
 @pytest.fixture(scope="session")
 def pipeline(tmp_path_factory, data_dir) -> Path:
     """A project copy that has run the whole workflow on the tiny config."""

@@ -135,3 +135,118 @@ def tiny_tokenizer():
         texts = [d["text"] for d in stdlib_documents("json", 20_000)]
         _TOK = tokenizer.train_bpe(texts, 300, tempfile.mkdtemp())
     return _TOK
+
+
+def paragraph_documents() -> list[dict]:
+    """Documents of three packages cut at blank lines (many documents of every size), one empty."""
+    docs = [{"text": p, "domain": d["domain"]} for pkg in ("json", "http", "email")
+            for d in stdlib_documents(pkg, 12_000) for p in d["text"].split("\n\n")]
+    docs.insert(5, {"text": "", "domain": "json"})
+    return docs
+
+
+def whole_documents() -> list[dict]:
+    """Whole source files of two packages, as documents."""
+    return [d for pkg in ("json", "http") for d in stdlib_documents(pkg, 8_000)]
+
+
+def token_sums(folder: Path) -> dict:
+    """File -> SHA-256 of a sealed folder (its SHA256SUMS)."""
+    return dict(reversed(line.split("  ")) for line in (folder / "SHA256SUMS").read_text().splitlines())
+
+
+def copy_run(pipeline: Path, work: Path) -> Path:
+    """A copy of a finished run that keeps file times and .snakemake, like the same checkout."""
+    shutil.copytree(pipeline, work, symlinks=True)
+    return work
+
+
+AUTOSCALE_DOMAINS = ["json", "http"]
+
+
+def autoscale_config(data: Path) -> dict:
+    """The tiny config with AutoScale over two of its shards."""
+    config = tiny_config(data)
+    budget = config["shard_training"]["tokens"]
+    config["autoscale"] = {"domains": AUTOSCALE_DOMAINS, "scales": [2 * budget, 4 * budget],
+                           "targets": ["extra_urllib"], "predict": [16 * budget], "check": 8 * budget}
+    return config
+
+
+def selection_config(data: Path, targets: list) -> dict:
+    """The tiny config with a selection pool of two packages (data/pool.jsonl) toward `targets`."""
+    config = tiny_config(data)
+    config["selection"] = {"pool": {"path": str(data / "pool.jsonl"), "field": "domain",
+                                    "values": ["xml", "urllib"]},
+                           "targets": targets, "unit_tokens": 32, "embedding": {"batch_size": 64}}
+    return config
+
+
+def tiny_checkpoint(folder: Path, name: str, vocab_tok=None, **arch):
+    """A tiny Llama (tiny_tokenizer) saved as `folder/name`: (its folder, the model)."""
+    from shardmix import model as models
+
+    tok = tiny_tokenizer()
+    arch = {"hidden_size": 32, "layers": 1, "heads": 2, "ffn_size": 64, "context": 32, "tie_embeddings": True,
+            "init_seed": 0, **arch}
+    lm = models.build_llama(arch, tok)
+    models.save(lm, tok, folder / name)
+    return folder / name, lm
+
+
+def saved_models(folder: Path, n: int = 3) -> list[Path]:
+    """A seed and n perturbed copies of a tiny Llama, saved as safetensors checkpoints."""
+    import torch
+
+    from shardmix import model as models
+
+    tok = tiny_tokenizer()
+    arch = {"hidden_size": 16, "layers": 1, "heads": 2, "ffn_size": 32, "context": 16, "tie_embeddings": True,
+            "init_seed": 0}
+    dirs = []
+    for i in range(n + 1):
+        lm = models.build_llama(arch, tok)
+        torch.manual_seed(i)
+        with torch.no_grad():
+            for p in lm.parameters():
+                p.add_(0.1 * i * torch.randn_like(p))
+        models.save(lm, tok, folder / f"m{i}", label=f"m{i}")
+        dirs.append(folder / f"m{i}")
+    return dirs
+
+
+def code_tokenizer():
+    """A BPE tokenizer trained on two lines of code, for models the trust tests save."""
+    from shardmix import tokenizer
+
+    return tokenizer.train_bpe(["def f(x):\n    return x + 1\n" * 50, "print('hello world')\n" * 50], 300,
+                               "/tmp/shardmix-trust-tok")
+
+
+def saved_model(folder: Path, tok=None):
+    """A tiny Llama saved in `folder`: (the model, its tokenizer)."""
+    from shardmix import model as models
+
+    tok = tok or code_tokenizer()
+    arch = {"hidden_size": 32, "layers": 1, "heads": 2, "ffn_size": 64, "context": 16, "tie_embeddings": True,
+            "init_seed": 0}
+    lm = models.build_llama(arch, tok)
+    models.save(lm, tok, folder)
+    return lm, tok
+
+
+class Payload:
+    """Unpickling this writes a marker file: it proves code ran."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def plant_pickle(path: Path, marker) -> None:
+    import pickle
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pickle.dumps(Payload(marker)))

@@ -15,6 +15,7 @@ import yaml
 
 from shardmix import atomic, naming
 from shardmix.merging.method import method as merge_method
+from shardmix.plan.layout import Layout
 
 DTYPES = {"F32": "float32", "BF16": "bfloat16", "F16": "float16"}
 
@@ -62,15 +63,17 @@ def main(argv=None):
     parser.add_argument("results", help="the run's results folder (holding models/shards/ and models/seed)")
     parser.add_argument("mixture", help="a mixture name as the scores table writes it, e.g. a+b or a@0.25+b@0.75")
     parser.add_argument("--method", default="linear", help='"linear" or JSON such as \'{"task_arithmetic": 1.5}\'')
+    parser.add_argument("--seed", help="the seed model's folder, for task arithmetic (default: <results>/models/seed; "
+                                       "a run continued from a pretrained model: its model.path)")
     parser.add_argument("--out", required=True, help="the YAML file to write")
     a = parser.parse_args(argv)
-    shards = Path(a.results) / "models" / "shards"
+    layout = Layout(a.results)
     method = a.method if a.method == "linear" else json.loads(a.method)
-    dirs = {s: str(shards / s) for s in naming.members(a.mixture)}
+    dirs = {s: layout.shard_model(s) for s in naming.members(a.mixture)}
     for s, d in dirs.items():
         if not Path(d).is_dir():
             parser.error(f"{d}: no shard model {s} in {a.results}")
-    write(a.out, a.mixture, dirs, method, str(Path(a.results) / "models" / "seed"))
+    write(a.out, a.mixture, dirs, method, a.seed or f"{layout.models}/seed")
     print(f"wrote {a.out}")
 
 

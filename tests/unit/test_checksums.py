@@ -6,31 +6,16 @@ import os
 
 import numpy as np
 import pytest
+from helpers import saved_model
 
 from shardmix import checksums, merging
 from shardmix import model as models
-from shardmix import scores
-from shardmix import tokenizer as tokenization
-from shardmix import tokens
-
-
-def _code_tok():
-    return tokenization.train_bpe(["def f(x):\n    return x + 1\n" * 50, "print('hello world')\n" * 50], 300,
-                                  "/tmp/shardmix-trust-tok")
-
-
-def _saved_model(folder, tok=None):
-    tok = tok or _code_tok()
-    arch = {"hidden_size": 32, "layers": 1, "heads": 2, "ffn_size": 64, "context": 16, "tie_embeddings": True,
-            "init_seed": 0}
-    lm = models.build_llama(arch, tok)
-    models.save(lm, tok, folder)
-    return lm, tok
+from shardmix import scores, tokens
 
 
 def test_seals_find_a_flipped_bit_quickly_after_a_write_and_fully_when_read(tmp_path):
     folder = tmp_path / "m"
-    _saved_model(folder)
+    saved_model(folder)
     assert checksums.scan(tmp_path) == [] and checksums.verify(folder) is None
     weights = folder / "model.safetensors"
     data = bytearray(weights.read_bytes())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from helpers import ROOT, tiny_config
+from helpers import ROOT, autoscale_config, selection_config, tiny_config
 
 from shardmix import config as shardmix_config
 
@@ -22,15 +22,8 @@ def test_the_paper_size_example_settings_are_a_valid_config(data_dir):
     assert cfg["runtime"]["compile"] == "auto" and cfg["runtime"]["gpus_per_job"] == 1
 
 
-DOMAINS = ["json", "http"]
 
 
-def autoscale_config(data_dir):
-    config = tiny_config(data_dir)
-    budget = config["shard_training"]["tokens"]
-    config["autoscale"] = {"domains": DOMAINS, "scales": [2 * budget, 4 * budget], "targets": ["extra_urllib"],
-                           "predict": [16 * budget], "check": 8 * budget}
-    return config
 
 
 def test_bad_autoscale_settings_are_named_by_key(data_dir):
@@ -46,12 +39,6 @@ def test_bad_autoscale_settings_are_named_by_key(data_dir):
             check(config)
 
 
-def _selection_config(data_dir, targets):
-    config = tiny_config(data_dir)
-    config["selection"] = {"pool": {"path": str(data_dir / "pool.jsonl"), "field": "domain",
-                                    "values": ["xml", "urllib"]},
-                           "targets": targets, "unit_tokens": 32, "embedding": {"batch_size": 64}}
-    return config
 
 
 def _config_error(config):
@@ -63,20 +50,17 @@ def _config_error(config):
 
 
 def test_selection_config_errors_name_the_key(data_dir):
-    config = _selection_config(data_dir, [{"name": "extra_urllib"}])
+    config = selection_config(data_dir, [{"name": "extra_urllib"}])
     config["selection"]["tokens"] = 100
     assert "key 'selection.tokens': 100 is less than the shard budget" in _config_error(config)
-    config = _selection_config(data_dir, [{"name": "extra_urllib"}, {"name": "extra_urllib"}])
+    config = selection_config(data_dir, [{"name": "extra_urllib"}, {"name": "extra_urllib"}])
     assert "key 'selection.targets[1].name'" in _config_error(config)
-    config = _selection_config(data_dir, [{"name": "mine", "path": str(data_dir / "extra.jsonl")}])
+    config = selection_config(data_dir, [{"name": "mine", "path": str(data_dir / "extra.jsonl")}])
     from shardmix import config as shardmix_config
 
     assert "mine" in [e["name"] for e in shardmix_config.check(config)["eval_sets"]]
 
 
-@pytest.fixture
-def cfg(data_dir):
-    return tiny_config(data_dir)
 
 
 @pytest.mark.parametrize("mutate, expected", [

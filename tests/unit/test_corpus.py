@@ -7,15 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import stdlib_documents, tiny_tokenizer, write_jsonl
+from helpers import paragraph_documents, tiny_tokenizer, whole_documents, write_jsonl
 
 from shardmix import corpus, sharding
 from shardmix.corpus import CorpusError, read_documents
 
-# documents of three packages cut at blank lines (many documents of every size), one empty
-DOCS = [{"text": p, "domain": d["domain"]} for pkg in ("json", "http", "email")
-        for d in stdlib_documents(pkg, 12_000) for p in d["text"].split("\n\n")]
-DOCS.insert(5, {"text": "", "domain": "json"})
+DOCS = paragraph_documents()
 
 
 def test_slices_of_a_file_hold_each_line_once_and_name_lines_by_their_number_in_the_file(tmp_path):
@@ -64,7 +61,7 @@ def test_a_folder_or_a_glob_of_jsonl_files_is_one_source_in_name_order(tmp_path)
         list(corpus.read_documents({"path": str(tmp_path / "nothing-*.jsonl")}))
 
 
-WHOLE_DOCS = [d for pkg in ("json", "http") for d in stdlib_documents(pkg, 8_000)]
+WHOLE_DOCS = whole_documents()
 
 
 def _texts(spec):

@@ -6,31 +6,15 @@ import copy
 
 import pytest
 import torch
-from helpers import tiny_tokenizer
+from helpers import saved_models, tiny_tokenizer
 
-from shardmix import merging, naming
+from shardmix import merging
 from shardmix import model as models
-
-
-def _saved_models(tmp_path, n=3):
-    """A seed and n perturbed copies of a tiny Llama, saved as safetensors checkpoints."""
-    tok = tiny_tokenizer()
-    arch = {"hidden_size": 16, "layers": 1, "heads": 2, "ffn_size": 32, "context": 16, "tie_embeddings": True,
-            "init_seed": 0}
-    dirs = []
-    for i in range(n + 1):
-        lm = models.build_llama(arch, tok)
-        torch.manual_seed(i)
-        with torch.no_grad():
-            for p in lm.parameters():
-                p.add_(0.1 * i * torch.randn_like(p))
-        models.save(lm, tok, tmp_path / f"m{i}", label=f"m{i}")
-        dirs.append(tmp_path / f"m{i}")
-    return dirs
+from shardmix import naming
 
 
 def test_weighted_merge_and_task_arithmetic_match_a_direct_computation(tmp_path):
-    seed_dir, *dirs = _saved_models(tmp_path)
+    seed_dir, *dirs = saved_models(tmp_path)
     states = [models.load_causal_lm(d).state_dict() for d in [seed_dir, *dirs]]
     weights = [0.5, 0.3, 0.2]
     target = models.skeleton(seed_dir)
@@ -55,7 +39,7 @@ def test_weighted_merge_and_task_arithmetic_match_a_direct_computation(tmp_path)
 def test_resident_pool_builds_every_mixture_as_the_streamed_merge(tmp_path):
     """A batch's mixtures built from the running sum, in update order, equal streamed merges:
     uniform subsets of every size, weighted ones and task arithmetic, one after another."""
-    seed_dir, *dirs = _saved_models(tmp_path, 4)
+    seed_dir, *dirs = saved_models(tmp_path, 4)
     streamed, resident = models.skeleton(seed_dir), models.skeleton(seed_dir)
     ta = merging.method({"task_arithmetic": 1.5})
     linear = merging.method("linear")
@@ -103,7 +87,7 @@ def test_an_exported_mixture_rebuilds_the_same_weights_with_mergekit(tmp_path):
 
     from shardmix.merging import mergekit
 
-    seed_dir, *dirs = _saved_models(tmp_path)
+    seed_dir, *dirs = saved_models(tmp_path)
     shards = {f"s{i}": str(d) for i, d in enumerate(dirs)}
     target = models.skeleton(seed_dir)
     for mixture, method in (("s0@0.2+s1@0.3+s2@0.5", "linear"), ("s0+s2", {"task_arithmetic": 1.5})):

@@ -3,54 +3,24 @@
 from __future__ import annotations
 
 import json
-import pickle
 import shutil
 
 import pytest
 import torch
-from helpers import tiny_tokenizer
+from helpers import plant_pickle, saved_model, tiny_checkpoint
 
 from shardmix import checksums
 from shardmix import model as models
 from shardmix import tokenizer as tokenization
 
 
-class _Payload:
-    """Unpickling this writes a marker file: it proves code ran."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
-
-
-def _plant_pickle(path, marker):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(pickle.dumps(_Payload(marker)))
-
-
-def _code_tok():
-    return tokenization.train_bpe(["def f(x):\n    return x + 1\n" * 50, "print('hello world')\n" * 50], 300,
-                                  "/tmp/shardmix-trust-tok")
-
-
-def _saved_model(folder, tok=None):
-    tok = tok or _code_tok()
-    arch = {"hidden_size": 32, "layers": 1, "heads": 2, "ffn_size": 64, "context": 16, "tie_embeddings": True,
-            "init_seed": 0}
-    lm = models.build_llama(arch, tok)
-    models.save(lm, tok, folder)
-    return lm, tok
-
-
 def test_a_pickled_checkpoint_is_refused_and_never_run(tmp_path):
     folder = tmp_path / "bin-model"
-    lm, tok = _saved_model(folder)
+    lm, tok = saved_model(folder)
     (folder / "model.safetensors").unlink()
     (folder / checksums.SUMS).unlink()  # a user's folder, not one shardmix wrote
     marker = tmp_path / "ran"
-    _plant_pickle(folder / "pytorch_model.bin", marker)
+    plant_pickle(folder / "pytorch_model.bin", marker)
     assert models.check_pretrained(folder, folder) == {"convert": True}
     with pytest.raises(models.ModelError, match=rf"{folder}: could not load its PyTorch checkpoint as plain tensors"):
         models.convert(folder, folder, tmp_path / "converted")
@@ -72,7 +42,7 @@ class EvilConfig(LlamaConfig):
 @pytest.mark.parametrize("where", ["config.json", "tokenizer_config.json"])
 def test_a_model_folder_that_asks_to_run_its_code_is_refused(tmp_path, where):
     folder = tmp_path / "remote"
-    _saved_model(folder)
+    saved_model(folder)
     marker = tmp_path / "ran"
     (folder / "modeling_evil.py").write_text(MODELING.format(marker=str(marker)))
     config = json.loads((folder / where).read_text())
@@ -96,13 +66,6 @@ def test_checkpoint_that_is_not_a_causal_lm_is_refused(tmp_path):
         models.load_causal_lm(tmp_path / "empty")
 
 
-def _checkpoint(tmp_path, name, vocab_tok=None, **arch):
-    tok = tiny_tokenizer()
-    arch = {"hidden_size": 32, "layers": 1, "heads": 2, "ffn_size": 64, "context": 32, "tie_embeddings": True,
-            "init_seed": 0, **arch}
-    lm = models.build_llama(arch, tok)
-    models.save(lm, tok, tmp_path / name)
-    return tmp_path / name, lm
 
 
 def test_bidirectional_encoder_with_an_lm_head_is_refused(tmp_path):
@@ -119,7 +82,7 @@ def test_bidirectional_encoder_with_an_lm_head_is_refused(tmp_path):
 def test_the_causal_probe_tells_a_causal_model_from_an_encoder(tmp_path):
     from transformers import BertConfig, BertLMHeadModel
 
-    _, lm = _checkpoint(tmp_path, "llama")
+    _, lm = tiny_checkpoint(tmp_path, "llama")
     models.check_causal(lm, 300)
     # as a checkpoint saved for masked LM would be: AutoModelForCausalLM loads it, attending both ways
     bert = BertLMHeadModel(BertConfig(vocab_size=300, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
@@ -129,7 +92,7 @@ def test_the_causal_probe_tells_a_causal_model_from_an_encoder(tmp_path):
 
 
 def test_tokenizer_larger_than_the_embedding_or_missing_is_refused(tmp_path):
-    path, lm = _checkpoint(tmp_path, "small")
+    path, lm = tiny_checkpoint(tmp_path, "small")
     assert models.check_pretrained(path, path) == {"convert": False}
     small_vocab = tmp_path / "small-vocab"
     shutil.copytree(path, small_vocab)

@@ -5,28 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from helpers import tiny_tokenizer
+from helpers import saved_models
 
 from shardmix import merging
 from shardmix import model as models
 from shardmix import naming, perplexity, search
-
-
-def _saved_models(tmp_path, n=3):
-    """A seed and n perturbed copies of a tiny Llama, saved as safetensors checkpoints."""
-    tok = tiny_tokenizer()
-    arch = {"hidden_size": 16, "layers": 1, "heads": 2, "ffn_size": 32, "context": 16, "tie_embeddings": True,
-            "init_seed": 0}
-    dirs = []
-    for i in range(n + 1):
-        lm = models.build_llama(arch, tok)
-        torch.manual_seed(i)
-        with torch.no_grad():
-            for p in lm.parameters():
-                p.add_(0.1 * i * torch.randn_like(p))
-        models.save(lm, tok, tmp_path / f"m{i}", label=f"m{i}")
-        dirs.append(tmp_path / f"m{i}")
-    return dirs
 
 
 def test_the_search_keeps_each_shard_under_its_repetition_cap():
@@ -55,7 +38,7 @@ def test_the_search_keeps_each_shard_under_its_repetition_cap():
 def test_gradient_search_finds_the_shard_the_target_prefers(tmp_path):
     """Two shard models: one is the seed itself, one the seed perturbed; a target whose data the
     seed fits better must push the weight towards the seed-like shard."""
-    seed_dir, noisy, far = _saved_models(tmp_path, 2)
+    seed_dir, noisy, far = saved_models(tmp_path, 2)
     lm = models.skeleton(seed_dir)
     merging.merge_into(lm, [seed_dir])
     rng = np.random.default_rng(0)

@@ -8,16 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import DATA, stdlib_documents, tiny_tokenizer, write_jsonl
+from helpers import DATA, paragraph_documents, tiny_tokenizer, token_sums, whole_documents, write_jsonl
 
 from shardmix import corpus, export, sharding
 from shardmix import tokens as token_files
 from shardmix.corpus import CorpusError, Document
 
-# documents of three packages cut at blank lines (many documents of every size), one empty
-DOCS = [{"text": p, "domain": d["domain"]} for pkg in ("json", "http", "email")
-        for d in stdlib_documents(pkg, 12_000) for p in d["text"].split("\n\n")]
-DOCS.insert(5, {"text": "", "domain": "json"})
+DOCS = paragraph_documents()
 
 
 METHODS = [("field", {}), ("field_units", {"unit_tokens": 1500}), ("random", {"k": 3})]
@@ -28,8 +25,6 @@ def _spec(method="field", **kw):
             "heldout_fraction": 0.2, "seed_fraction": 0.3, "seed": 0, **kw}
 
 
-def _sums(folder: Path) -> dict:
-    return dict(reversed(line.split("  ")) for line in (folder / "SHA256SUMS").read_text().splitlines())
 
 
 def _docs():
@@ -45,7 +40,7 @@ def test_the_streamed_split_writes_the_token_files_of_the_in_memory_split(tmp_pa
                                      tmp_path / "manifest.json", {})
     assert manifest == before["manifest"]
     old = dict(reversed(line.split("  ")) for line in before["sums"].splitlines())
-    now = _sums(tmp_path / "tokens")
+    now = token_sums(tmp_path / "tokens")
     assert {n: s for n, s in now.items() if n in old} == old
     assert sorted(set(now) - set(old)) == sorted(n.replace(".npy", ".docs.npy") for n in old)
     assert not (tmp_path / "tokens.scratch").exists()
@@ -66,7 +61,7 @@ def test_parts_read_by_separate_jobs_gather_into_the_shards_of_one_job(tmp_path,
     gathered = sharding.split_parts(dirs, _spec(method, **kw), len(tiny_tokenizer()), tmp_path / "gathered",
                                     tmp_path / "gathered.json", {}, tmp_path / "scratch")
     assert gathered == one
-    assert _sums(tmp_path / "gathered") == _sums(tmp_path / "one")
+    assert token_sums(tmp_path / "gathered") == token_sums(tmp_path / "one")
 
 
 def test_each_token_file_indexes_its_documents(tmp_path):
@@ -131,7 +126,7 @@ def test_exported_shards_read_back_with_megatrons_indexed_dataset_layout(tmp_pat
     assert all(p[-1] == tiny_tokenizer().eos_token_id for p in pieces[:-1])
 
 
-WHOLE_DOCS = [d for pkg in ("json", "http") for d in stdlib_documents(pkg, 8_000)]
+WHOLE_DOCS = whole_documents()
 
 
 def _split(tmp_path, **kw):

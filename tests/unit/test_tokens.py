@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import ROOT, TESTS, stdlib_documents
+from helpers import ROOT, TESTS, whole_documents
 
 from shardmix import tokens
 
@@ -17,7 +17,7 @@ def test_a_full_disk_while_writing_tokens_is_named(tmp_path):
         tokens.save(target, np.arange(5000), 512)
 
 
-DOCS = [d for pkg in ("json", "http") for d in stdlib_documents(pkg, 8_000)]
+DOCS = whole_documents()
 
 
 def test_a_huge_document_is_tokenized_in_bounded_memory(tmp_path):

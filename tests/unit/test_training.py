@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import signal
 import subprocess
 import sys
@@ -14,13 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import ROOT, TESTS, stdlib_documents, tiny_tokenizer
+from helpers import ROOT, TESTS, code_tokenizer, plant_pickle, tiny_tokenizer, whole_documents
 
 from shardmix import loss
 from shardmix import model as models
-from shardmix import preemption
-from shardmix import tokenizer as tokenization
-from shardmix import training
+from shardmix import preemption, training
 
 CFG = {"batch_size": 16, "lr": 0.003, "schedule": "cosine", "warmup_steps": 2, "min_lr_ratio": 0.1,
        "weight_decay": 0.1, "grad_clip": 1.0, "seed": 0}
@@ -134,24 +131,10 @@ def test_outside_a_training_loop_a_signal_ends_the_process_as_before():
     assert signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL
 
 
-class _Payload:
-    """Unpickling this writes a marker file: it proves code ran."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
 
 
-def _plant_pickle(path, marker):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(pickle.dumps(_Payload(marker)))
 
 
-def _code_tok():
-    return tokenization.train_bpe(["def f(x):\n    return x + 1\n" * 50, "print('hello world')\n" * 50], 300,
-                                  "/tmp/shardmix-trust-tok")
 
 
 def _train_saved(folder, lm, tok, checkpoint_every=2):
@@ -163,14 +146,14 @@ def _train_saved(folder, lm, tok, checkpoint_every=2):
 
 
 def test_a_planted_resume_state_never_runs_and_a_damaged_one_starts_over(tmp_path, capfd):
-    tok = _code_tok()
+    tok = code_tokenizer()
     reference = models.build_llama({"hidden_size": 32, "layers": 1, "heads": 2, "ffn_size": 64, "context": 16,
                                     "tie_embeddings": True, "init_seed": 0}, tok)
     _train_saved(None, reference, tok, 0)
 
     folder = tmp_path / "out.resume"
     marker = tmp_path / "ran"
-    _plant_pickle(folder / "state.pt", marker)  # the old pickled format, as an attacker would plant it
+    plant_pickle(folder / "state.pt", marker)  # the old pickled format, as an attacker would plant it
     lm = models.build_llama({"hidden_size": 32, "layers": 1, "heads": 2, "ffn_size": 64, "context": 16,
                              "tie_embeddings": True, "init_seed": 0}, tok)
     log = _train_saved(folder, lm, tok)
@@ -198,7 +181,7 @@ def test_a_planted_resume_state_never_runs_and_a_damaged_one_starts_over(tmp_pat
     assert "damaged resume state" in capfd.readouterr().err
 
 
-DOCS = [d for pkg in ("json", "http") for d in stdlib_documents(pkg, 8_000)]
+DOCS = whole_documents()
 
 
 def test_training_is_deterministic_on_cpu_and_lowers_the_loss():

@@ -7,17 +7,7 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import planned_jobs, ran_jobs, snakemake, tiny_config, write_config
-
-DOMAINS = ["json", "http"]
-
-
-def autoscale_config(data_dir):
-    config = tiny_config(data_dir)
-    budget = config["shard_training"]["tokens"]
-    config["autoscale"] = {"domains": DOMAINS, "scales": [2 * budget, 4 * budget], "targets": ["extra_urllib"],
-                           "predict": [16 * budget], "check": 8 * budget}
-    return config
+from helpers import AUTOSCALE_DOMAINS, autoscale_config, planned_jobs, ran_jobs, snakemake, write_config
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +21,7 @@ def autoscaled(tmp_path_factory, pipeline, data_dir):
 
 def test_autoscale_added_to_a_finished_run(autoscaled):
     work, jobs = autoscaled
-    k = len(DOMAINS)
+    k = len(AUTOSCALE_DOMAINS)
     # real DDO trains 1 + 2K runs per small scale, the check one per weighting; the proxy nothing
     assert jobs.get("autoscale_train") == 2 * (1 + 2 * k)
     assert jobs.get("autoscale_check_train") == 4
@@ -41,7 +31,7 @@ def test_autoscale_added_to_a_finished_run(autoscaled):
     assert list(weights.columns) == ["method", "scale_tokens", "domain", "weight"]
     budget = 2048
     assert set(weights["scale_tokens"]) == {2 * budget, 4 * budget, 8 * budget, 16 * budget}
-    assert set(weights["method"]) == {"real", "proxy"} and set(weights["domain"]) == set(DOMAINS)
+    assert set(weights["method"]) == {"real", "proxy"} and set(weights["domain"]) == set(AUTOSCALE_DOMAINS)
     assert weights.groupby(["method", "scale_tokens"])["weight"].sum().to_numpy() == pytest.approx(1.0)
     fits = pd.read_csv(out / "fits.csv")
     # three points, three parameters, but a monotone curve: a U-shaped response is fitted, not hit
@@ -85,7 +75,7 @@ def test_a_second_study_in_its_own_folder_shares_the_shard_models_and_leaves_the
     config["autoscale"].update(targets=["http"], folder="results/study_http")
     write_config(copy, config)
     jobs = planned_jobs(snakemake(copy, "-n"))  # up to the fit, a checkpoint: its check follows it
-    assert jobs.get("autoscale_train") == 2 * (1 + 2 * len(DOMAINS)) and jobs.get("autoscale_fit") == 1
+    assert jobs.get("autoscale_train") == 2 * (1 + 2 * len(AUTOSCALE_DOMAINS)) and jobs.get("autoscale_fit") == 1
     assert not {"train_shard", "train_seed", "split_source", "evaluate_batch"} & set(jobs)
     out = snakemake(copy, "-n", "--printshellcmds").stdout
     assert "results/study_http/models/4096/uniform" in out and "results/autoscale/models" not in out

@@ -7,40 +7,24 @@ import json
 import re
 import shutil
 
-import pytest
 from helpers import (
     ROOT,
     copy_project,
+    copy_run,
     planned_jobs,
+    saved_model,
     snakemake,
     stdlib_documents,
+    tiny_checkpoint,
     tiny_config,
-    tiny_tokenizer,
     write_config,
     write_jsonl,
 )
 
-from shardmix import model as models
-from shardmix import tokenizer as tokenization
-
-
-def _code_tok():
-    return tokenization.train_bpe(["def f(x):\n    return x + 1\n" * 50, "print('hello world')\n" * 50], 300,
-                                  "/tmp/shardmix-trust-tok")
-
-
-def _saved_model(folder, tok=None):
-    tok = tok or _code_tok()
-    arch = {"hidden_size": 32, "layers": 1, "heads": 2, "ffn_size": 64, "context": 16, "tie_embeddings": True,
-            "init_seed": 0}
-    lm = models.build_llama(arch, tok)
-    models.save(lm, tok, folder)
-    return lm, tok
-
 
 def test_a_remote_code_model_stops_the_workflow_before_any_job(tmp_path, data_dir):
     folder = tmp_path / "remote"
-    _saved_model(folder)
+    saved_model(folder)
     config = json.loads((folder / "config.json").read_text())
     config["auto_map"] = {"AutoModelForCausalLM": "modeling_evil.EvilModel"}
     (folder / "config.json").write_text(json.dumps(config))
@@ -54,10 +38,6 @@ def test_a_remote_code_model_stops_the_workflow_before_any_job(tmp_path, data_di
     assert "'auto_map' asks to run the folder's own Python code" in proc.stdout + proc.stderr
 
 
-def _copy(pipeline, tmp_path, name="damaged"):
-    work = tmp_path / name
-    shutil.copytree(pipeline, work, symlinks=True)  # times and .snakemake kept: the same checkout
-    return work
 
 
 def _flip(path):
@@ -98,7 +78,7 @@ DAMAGES = [  # (damage, what the dry run names, a job it must plan)
 
 
 def test_a_dry_run_after_damage_names_each_artifact_and_plans_its_rebuild(pipeline, tmp_path):
-    work = _copy(pipeline, tmp_path)
+    work = copy_run(pipeline, tmp_path / "damaged")
     for damage, _, _ in DAMAGES:  # all at once: one dry run (they are found independently)
         damage(work)
     proc = snakemake(work, "--dry-run")
@@ -109,7 +89,7 @@ def test_a_dry_run_after_damage_names_each_artifact_and_plans_its_rebuild(pipeli
 
 
 def test_a_damaged_score_batch_is_scored_again_to_the_same_table(pipeline, tmp_path):
-    work = _copy(pipeline, tmp_path)
+    work = copy_run(pipeline, tmp_path / "damaged")
     _damage_batch(work)
     proc = snakemake(work, "results/scores.csv")  # the table only: what follows it is other tests' business
     assert "rule evaluate_batch" in proc.stdout + proc.stderr
@@ -118,7 +98,7 @@ def test_a_damaged_score_batch_is_scored_again_to_the_same_table(pipeline, tmp_p
 
 
 def test_a_damaged_record_read_when_planning_is_named(pipeline, tmp_path):
-    work = _copy(pipeline, tmp_path)
+    work = copy_run(pipeline, tmp_path / "damaged")
     (work / "results/corpus/foundation.json").write_text("{")
     proc = snakemake(work, "--dry-run", check=False)
     assert proc.returncode != 0
@@ -131,9 +111,6 @@ def test_a_damaged_record_read_when_planning_is_named(pipeline, tmp_path):
     assert "Delete results/corpus/corpus and rerun" in proc.stdout + proc.stderr
 
 
-@pytest.fixture
-def cfg(data_dir):
-    return tiny_config(data_dir)
 
 
 def test_config_error_stops_the_workflow_before_any_job(tmp_path, cfg):
@@ -205,13 +182,6 @@ def test_pretrained_seed_that_is_not_a_causal_lm_stops_the_workflow(tmp_path, cf
     assert f"{ckpt}: model type 'distilbert' is not a causal language model" in proc.stdout + proc.stderr
 
 
-def _checkpoint(tmp_path, name, vocab_tok=None, **arch):
-    tok = tiny_tokenizer()
-    arch = {"hidden_size": 32, "layers": 1, "heads": 2, "ffn_size": 64, "context": 32, "tie_embeddings": True,
-            "init_seed": 0, **arch}
-    lm = models.build_llama(arch, tok)
-    models.save(lm, tok, tmp_path / name)
-    return tmp_path / name, lm
 
 
 def test_an_empty_source_is_named_by_its_key_and_file(tmp_path, cfg, data_dir):
@@ -238,7 +208,7 @@ def test_the_documented_example_config_plans_as_written(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    model, _ = _checkpoint(tmp_path, "my-lm")
+    model, _ = tiny_checkpoint(tmp_path, "my-lm")
     work = copy_project(tmp_path / "p")
     docs = [d for pkg in ("json", "email") for d in stdlib_documents(pkg, 20_000)]
     data = work / "data"
@@ -276,7 +246,7 @@ def test_a_model_folder_without_a_tokenizer_trains_with_tokenizer_path(tmp_path,
 
     from shardmix import checksums
 
-    model, _ = _checkpoint(tmp_path, "lm")
+    model, _ = tiny_checkpoint(tmp_path, "lm")
     tok_dir = tmp_path / "tok"
     tok_dir.mkdir()
     for f in model.iterdir():

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import pandas as pd
 from helpers import (
     ADDED_SHARD,
     SHARDS,
     copy_project,
+    copy_run,
     grown_config,
     planned_jobs,
     snakemake,
     stdlib_documents,
     tiny_config,
+    token_sums,
     write_config,
     write_jsonl,
 )
@@ -50,14 +51,10 @@ def test_adding_a_source_splits_only_it_and_trains_one_model_per_new_shard(grown
     assert table["model"].nunique() == 1 + 4 + 2 * (6 + 4 + 1) + 4
 
 
-def _grown(pipeline, tmp_path, name):
-    work = tmp_path / name
-    shutil.copytree(pipeline, work, symlinks=True)  # keeps times and .snakemake, like the same checkout
-    return work
 
 
 def test_a_single_source_written_as_a_list_changes_nothing(pipeline, tmp_path, data_dir):
-    work = _grown(pipeline, tmp_path, "listed")
+    work = copy_run(pipeline, tmp_path / "listed")
     config = grown_config(data_dir)
     config["corpus"] = config["corpus"][:1]
     write_config(work, config)
@@ -66,7 +63,7 @@ def test_a_single_source_written_as_a_list_changes_nothing(pipeline, tmp_path, d
 
 
 def test_a_changed_source_is_named_with_the_choices_it_leaves(pipeline, tmp_path, data_dir):
-    work = _grown(pipeline, tmp_path, "changed")
+    work = copy_run(pipeline, tmp_path / "changed")
     corpus = tmp_path / "moved.jsonl"
     shutil.copy(data_dir / "corpus.jsonl", corpus)  # same bytes, another path and time: not a change
     config = tiny_config(data_dir)
@@ -89,7 +86,7 @@ def test_a_changed_source_is_named_with_the_choices_it_leaves(pipeline, tmp_path
 
 
 def test_removing_a_scored_shard_says_what_is_scored_again(pipeline, tmp_path, data_dir):
-    work = _grown(pipeline, tmp_path, "removed")
+    work = copy_run(pipeline, tmp_path / "removed")
     config = tiny_config(data_dir)
     config["sharding"]["include"].remove("http")
     config["mixtures"]["weighted"] = []
@@ -100,8 +97,6 @@ def test_removing_a_scored_shard_says_what_is_scored_again(pipeline, tmp_path, d
     assert "Only time is spent: a mixture's scores do not change" in proc.stderr
 
 
-def _sums(folder: Path) -> dict:
-    return dict(reversed(line.split("  ")) for line in (folder / "SHA256SUMS").read_text().splitlines())
 
 
 def test_a_source_in_parts_runs_one_job_per_part_and_matches_a_single_job(tmp_path):
@@ -119,7 +114,7 @@ def test_a_source_in_parts_runs_one_job_per_part_and_matches_a_single_job(tmp_pa
         target = "results/corpus/corpus/manifest.json"
         jobs = planned_jobs(snakemake(work, "--dry-run", target))
         snakemake(work, target)
-        runs[label] = (jobs, _sums(work / "results/corpus/corpus/tokens"))
+        runs[label] = (jobs, token_sums(work / "results/corpus/corpus/tokens"))
         assert not (work / "results/corpus/corpus/parts").exists() or \
             not any((work / "results/corpus/corpus/parts").iterdir())  # temporary
         config["runtime"]["split_part_mb"] = 0.01  # another part size: the split stands
@@ -129,6 +124,6 @@ def test_a_source_in_parts_runs_one_job_per_part_and_matches_a_single_job(tmp_pa
             forced = planned_jobs(snakemake(work, "--dry-run", target, "--forcerun", "split_source"))
             assert forced == {"split_source": 1, "split_part": jobs["split_part"]}
             snakemake(work, target, "--forcerun", "split_source")
-            assert _sums(work / "results/corpus/corpus/tokens") == runs[label][1]
+            assert token_sums(work / "results/corpus/corpus/tokens") == runs[label][1]
     assert runs["parts"][0].get("split_part", 0) >= 3 and "split_part" not in runs["one"][0]
     assert runs["parts"][1] == runs["one"][1]

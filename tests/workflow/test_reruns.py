@@ -13,13 +13,17 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import ADDED_SHARD, DATA, copy_project, grown_config, planned_jobs, snakemake, tiny_config, write_config
-
-
-def _grown(pipeline, tmp_path, name):
-    work = tmp_path / name
-    shutil.copytree(pipeline, work, symlinks=True)  # keeps times and .snakemake, like the same checkout
-    return work
+from helpers import (
+    ADDED_SHARD,
+    DATA,
+    copy_project,
+    copy_run,
+    grown_config,
+    planned_jobs,
+    snakemake,
+    tiny_config,
+    write_config,
+)
 
 
 def _set(path):
@@ -80,7 +84,7 @@ VALIDATED = [["json", "email"], ["http", "json"], ["email", "http", "json"], {"j
     (_set(("evaluation", "scores_csv", "always")), {}),  # the tiny table is written as CSV anyway
 ])
 def test_each_setting_reruns_exactly_what_it_changes(pipeline, tmp_path, data_dir, change, expected):
-    work = _grown(pipeline, tmp_path, "changed-setting")
+    work = copy_run(pipeline, tmp_path / "changed-setting")
     config = tiny_config(data_dir)
     change(config)
     write_config(work, config)
@@ -114,7 +118,7 @@ def test_a_run_killed_while_training_saving_and_evaluating_finishes_like_an_unin
     config = grown_config(data_dir)
     config.setdefault("runtime", {})["checkpoint_every"] = 2  # not a result: reruns nothing
 
-    work = _grown(pipeline, tmp_path, "killed")
+    work = copy_run(pipeline, tmp_path / "killed")
     write_config(work, config)
     # killed while saving the new model (its training had saved resumable states at steps 2, 4, 6),
     # then while scoring a batch
@@ -166,7 +170,7 @@ def test_signals_stop_a_training_job_whole_and_its_rerun_resumes(pipeline, grown
     afterwards; the rerun resumes and ends with the uninterrupted run's weights."""
     import time
 
-    work = _grown(grown[0], tmp_path, "signalled")
+    work = copy_run(grown[0], tmp_path / "signalled")
     config = grown_config(data_dir)
     config.setdefault("runtime", {})["checkpoint_every"] = 0  # only the signal saves a state
     write_config(work, config)
@@ -260,16 +264,12 @@ def test_a_run_of_the_version_before_the_planner_package_keeps_its_parameters(pi
     assert kept == 38 - 2 - 7 - 2 - 2  # every training, split, scoring and record job
 
 
-def _copy(pipeline, tmp_path, name="damaged"):
-    work = tmp_path / name
-    shutil.copytree(pipeline, work, symlinks=True)  # times and .snakemake kept: the same checkout
-    return work
 
 
 def test_models_snakemake_kept_no_record_of_are_still_compared_with_the_settings(pipeline, tmp_path, data_dir):
     """A kill after a model is saved and before Snakemake records the job (or a lost .snakemake)
     leaves a model without Snakemake's metadata; its own record (job.json) still compares it."""
-    work = _copy(pipeline, tmp_path)
+    work = copy_run(pipeline, tmp_path / "damaged")
     unrecorded = ["results/models/shards/json", "results/models/full/email+json"]  # train_shard, train_full
     for model in unrecorded:
         assert json.loads((work / model / "job.json").read_text())["args"]

@@ -9,15 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from helpers import planned_jobs, ran_jobs, snakemake, stdlib_documents, tiny_config, write_config, write_jsonl
-
-
-def _selection_config(data_dir, targets):
-    config = tiny_config(data_dir)
-    config["selection"] = {"pool": {"path": str(data_dir / "pool.jsonl"), "field": "domain",
-                                    "values": ["xml", "urllib"]},
-                           "targets": targets, "unit_tokens": 32, "embedding": {"batch_size": 64}}
-    return config
+from helpers import planned_jobs, ran_jobs, selection_config, snakemake, stdlib_documents, write_config, write_jsonl
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +20,7 @@ def selected(pipeline, tmp_path_factory, data_dir):
                                           *stdlib_documents("json", 5_000)])
     work = tmp_path_factory.mktemp("selected") / "project"
     shutil.copytree(pipeline, work, symlinks=True)
-    write_config(work, _selection_config(data_dir, [{"name": "extra_urllib"}]))
+    write_config(work, selection_config(data_dir, [{"name": "extra_urllib"}]))
     jobs = ran_jobs(snakemake(work))
     return work, jobs
 
@@ -70,7 +62,7 @@ def test_a_new_target_reuses_the_pool_embeddings(selected, tmp_path, data_dir):
     work, _ = selected
     copy = tmp_path / "project"
     shutil.copytree(work, copy, symlinks=True)
-    write_config(copy, _selection_config(data_dir, [{"name": "extra_urllib"}, {"name": "json"}]))
+    write_config(copy, selection_config(data_dir, [{"name": "extra_urllib"}, {"name": "json"}]))
     config = yaml.safe_load((copy / "config.yaml").read_text())
     config["selection"]["methods"] = ["gotd"]
     write_config(copy, config)
@@ -99,14 +91,14 @@ def test_bad_selection_input_is_named_before_any_job(selected, tmp_path, data_di
     copy = tmp_path / "project"
     shutil.copytree(work, copy, symlinks=True)
     shutil.rmtree(copy / "results/selection/pool")
-    config = _selection_config(data_dir, [{"name": "extra_urllib"}])
+    config = selection_config(data_dir, [{"name": "extra_urllib"}])
     change(config, data_dir)
     assert expected.format(d=data_dir) in _dry_run_error(copy, config)
 
 
 def test_an_encoder_folder_holding_a_causal_lm_is_refused(selected, tmp_path, data_dir):
     work, _ = selected
-    config = _selection_config(data_dir, [{"name": "extra_urllib"}])
+    config = selection_config(data_dir, [{"name": "extra_urllib"}])
     config["selection"]["embedding"]["model"] = str(work / "results/models/seed")
     copy = tmp_path / "project"
     shutil.copytree(work, copy, symlinks=True)
@@ -117,7 +109,7 @@ def test_a_selection_larger_than_the_pool_fails_naming_the_key_and_keeps_the_res
     work, _ = selected
     copy = tmp_path / "project"
     shutil.copytree(work, copy, symlinks=True)
-    config = _selection_config(data_dir, [{"name": "json"}])
+    config = selection_config(data_dir, [{"name": "json"}])
     config["selection"]["tokens"] = 10_000_000
     write_config(copy, config)
     proc = snakemake(copy, "--keep-going", check=False)
